@@ -253,7 +253,7 @@ contract ComputeMarket is IComputeMarket, AccessControl, Pausable, ReentrancyGua
         if (node == address(0)) node = _nextNode();
         Node storage n = _nodes[node];
         if (n.activePosition == 0) revert MarketNodeNotActive(node);
-        return _openJob(modelId, node, n.pricePerJob, 0, maxFee, deadline, inputDigest, input);
+        return _openJob(modelId, node, n.pricePerJob, maxFee, deadline, inputDigest, input);
     }
 
     /// @inheritdoc IComputeMarket
@@ -269,7 +269,8 @@ contract ComputeMarket is IComputeMarket, AccessControl, Pausable, ReentrancyGua
         if (al.requester != _msgSender()) {
             revert MarketNotAllocationRequester(allocationId, _msgSender(), al.requester);
         }
-        return _openJob(modelId, al.node, 0, allocationId, maxFee, deadline, inputDigest, input);
+        jobId = _openJob(modelId, al.node, 0, maxFee, deadline, inputDigest, input);
+        emit AllocationJobOpened(jobId, allocationId);
     }
 
     /// @inheritdoc IComputeMarket
@@ -446,7 +447,6 @@ contract ComputeMarket is IComputeMarket, AccessControl, Pausable, ReentrancyGua
         uint64 modelId,
         address node,
         uint96 nodeFee,
-        uint64 allocationId,
         uint96 maxFee,
         uint64 deadline,
         bytes32 inputDigest,
@@ -455,27 +455,42 @@ contract ComputeMarket is IComputeMarket, AccessControl, Pausable, ReentrancyGua
         _checkData(input);
         uint64 now_ = uint64(block.timestamp);
         if (deadline <= now_ || deadline > now_ + MAX_JOB_TTL) revert MarketInvalidDeadline(deadline, now_, MAX_JOB_TTL);
-        (address modelOwner, uint88 modelFee, bool active) = registry.modelTerms(modelId);
+        (address modelOwner, uint88 modelFee, bool active) = _modelTerms(modelId);
         if (modelOwner == address(0)) revert MarketUnknownModel(modelId);
         if (!active) revert MarketModelInactive(modelId);
         uint256 fee = uint256(modelFee) + nodeFee;
         if (fee > maxFee) revert MarketFeeAboveMax(fee, maxFee);
         address requester = _msgSender();
         uint64 fallbackAt = now_ + assignWindow;
-        Job memory job = Job({
-            requester: requester,
-            node: node,
-            modelOwner: modelOwner,
-            modelId: modelId,
-            allocationId: allocationId,
-            modelFee: modelFee,
-            nodeFee: nodeFee,
-            deadline: deadline,
-            fallbackAt: fallbackAt < deadline ? fallbackAt : deadline
-        });
+        if (fallbackAt > deadline) fallbackAt = deadline;
         jobId = (uint256(uint160(requester)) << 64) | _lock(requester, fee);
-        _jobs[jobId] = keccak256(abi.encode(job));
-        emit JobOpened(jobId, requester, node, job, inputDigest, input);
+        // Same encoding as `hashJob(Job)`: abi.encode of a static struct is the encoding of its fields.
+        _jobs[jobId] = keccak256(
+            abi.encode(requester, node, modelOwner, modelId, modelFee, nodeFee, deadline, fallbackAt)
+        );
+        emit JobOpened(
+            jobId, node, modelOwner, modelId, modelFee, nodeFee, deadline, fallbackAt,
+            inputDigest, input
+        );
+    }
+
+    /// @dev `registry.modelTerms(modelId)` without the high-level call's extra checks (the registry is ours,
+    ///      immutable, and returns three static words), to keep job opening cheap.
+    function _modelTerms(uint64 modelId) private view returns (address owner, uint88 price, bool active) {
+        address target = address(registry);
+        bytes4 selector = IRegistry.modelTerms.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 4), modelId)
+            if iszero(staticcall(gas(), target, ptr, 0x24, ptr, 0x60)) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+            owner := mload(ptr)
+            price := mload(add(ptr, 0x20))
+            active := mload(add(ptr, 0x40))
+        }
     }
 
     /// @dev Checks that `job` is open and that `node` may settle it now, then deletes its commitment.
@@ -526,8 +541,10 @@ contract ComputeMarket is IComputeMarket, AccessControl, Pausable, ReentrancyGua
         nonce = m.jobNonce;
         // One SSTORE: available, locked and the counter share the slot. `locked + amount` cannot exceed the
         // token's supply, which fits in uint112.
-        a.available = m.available - uint112(amount);
-        a.locked = m.locked + uint112(amount);
+        unchecked {
+            a.available = m.available - uint112(amount);
+            a.locked = m.locked + uint112(amount);
+        }
         a.jobNonce = nonce + 1;
     }
 

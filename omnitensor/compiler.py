@@ -6,6 +6,7 @@ it matches, compiling is a no-op."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -24,6 +25,7 @@ OPTIMIZER_RUNS = 10_000
 _FINGERPRINT = "fingerprint.txt"
 
 
+@functools.cache
 def compiler_version() -> str:
     out = subprocess.run([str(SOLC_ADAPTER), "--version"], capture_output=True, text=True, check=True).stdout
     return out.strip().splitlines()[-1].removeprefix("Version: ")
@@ -92,12 +94,19 @@ def compile_contracts(force: bool = False) -> Path:
     return ARTIFACTS_DIR
 
 
+@functools.cache
 def load_artifact(name: str) -> dict[str, Any]:
-    """The artifact of a deployable contract, compiling first if the sources changed."""
+    """The artifact of a deployable contract, compiling first if the sources changed (checked once per
+    process: sources do not change under a running node or API)."""
     if name not in CONTRACTS:
         raise KeyError(f"unknown contract {name!r}; expected one of {CONTRACTS}")
-    path = compile_contracts() / f"{name}.json"
+    path = _compiled_once() / f"{name}.json"
     return json.loads(path.read_text())
+
+
+@functools.cache
+def _compiled_once() -> Path:
+    return compile_contracts()
 
 
 def main() -> None:

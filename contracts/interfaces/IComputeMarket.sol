@@ -30,7 +30,6 @@ interface IComputeMarket {
         address node;
         address modelOwner;
         uint64 modelId;
-        uint64 allocationId;
         uint96 modelFee;
         uint96 nodeFee;
         uint64 deadline;
@@ -152,11 +151,24 @@ interface IComputeMarket {
     event NodeExited(address indexed node, uint256 stake);
     /// @notice `amount` of `node`'s stake was sent to `recipient`; `stake` remains.
     event NodeSlashed(address indexed node, uint256 amount, uint256 stake, address recipient);
-    /// @notice A job was opened. `inputDigest == 0`: `input` is the inline input; otherwise `input` is the
-    ///         UTF-8 URI of a blob whose SHA-256 is `inputDigest`.
+    /// @notice A job was opened. Its requester is `address(uint160(jobId >> 64))` (see the job id scheme
+    ///         above); with it and `node`, the other fields make up the `Job`. `inputDigest == 0`: `input` is the
+    ///         inline input; otherwise `input` is the UTF-8 URI of a blob whose SHA-256 is `inputDigest`.
     event JobOpened(
-        uint256 indexed jobId, address indexed requester, address indexed node, Job job, bytes32 inputDigest, bytes input
+        uint256 indexed jobId,
+        address indexed node,
+        address modelOwner,
+        uint64 modelId,
+        uint96 modelFee,
+        uint96 nodeFee,
+        uint64 deadline,
+        uint64 fallbackAt,
+        bytes32 inputDigest,
+        bytes input
     );
+    /// @notice Job `jobId` (emitted just before as `JobOpened`, with `nodeFee == 0`) is billed to allocation
+    ///         `allocationId`: its node meters the GPU time and reports it as the allocation's usage.
+    event AllocationJobOpened(uint256 indexed jobId, uint64 indexed allocationId);
     /// @notice Job `jobId` was fulfilled by `node`; `output` is inline, or a URI when `outputDigest != 0`.
     event JobFulfilled(uint256 indexed jobId, address indexed node, bytes32 outputDigest, bytes output);
     /// @notice Job `jobId` failed with `code` as reported by `node`; its requester was refunded in full.
