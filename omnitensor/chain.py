@@ -18,7 +18,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import (
     abi_to_signature,
     function_signature_to_4byte_selector,
-    get_abi_output_types,
     keccak,
     to_checksum_address,
 )
@@ -66,6 +65,9 @@ def _checksummed(param: dict[str, Any], value: Any) -> Any:
         return to_checksum_address(value)
     if param["type"] == "tuple":
         return tuple(_checksummed(c, v) for c, v in zip(param["components"], value, strict=True))
+    if param["type"].endswith("[]"):
+        item = {**param, "type": param["type"][:-2]}
+        return tuple(_checksummed(item, v) for v in value)
     return value
 
 
@@ -163,8 +165,9 @@ class Chain:
         if sender:
             tx["from"] = sender
         raw = self.rpc("eth_call", [tx, hex(block) if isinstance(block, int) else block])
-        types = get_abi_output_types(fn.abi)
-        values = abi_decode(types, bytes(HexBytes(raw)))
+        outputs = fn.abi["outputs"]
+        values = abi_decode([_abi_type(o) for o in outputs], bytes(HexBytes(raw)))
+        values = tuple(_checksummed(o, v) for o, v in zip(outputs, values, strict=True))
         return values[0] if len(values) == 1 else values
 
     def decode_revert(self, data: str | bytes) -> ContractRevert:

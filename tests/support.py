@@ -89,6 +89,16 @@ class Net:
             b"\x11" * 32, fmt, price, "blob://sha256/11", "digits-mlp"))
         return int(self.event(receipt, "ModelRegistered")["modelId"])
 
+    def open_job(self, who: str = "alice", model_id: int = 1, node: str | None = "node1", *,
+                 max_fee: int = 10 * OMNIT, ttl: int = 3600, data: bytes = b"in",
+                 digest: bytes = b"\x00" * 32) -> tuple[int, tuple[Any, ...]]:
+        """Opens a job; returns its id and its `Job` tuple."""
+        node_address = self.addr(node) if node else "0x" + "00" * 20
+        receipt = self.send(who, self.market.functions.openJob(
+            model_id, to_checksum_address(node_address), max_fee, self.now() + ttl, digest, data))
+        args = self.event(receipt, "JobOpened")
+        return args["jobId"], job_tuple(args)
+
     def deposit_of(self, role_or_addr: str) -> tuple[int, int]:
         address = self.addr(role_or_addr) if role_or_addr in self.signers else role_or_addr
         return tuple(self.call(self.market.functions.balanceOf(address)))  # type: ignore[return-value]
