@@ -55,6 +55,7 @@ class Anvil:
         state_file: Path | None = None,
         block_time: float | None = None,
         accounts: int = DEV_ACCOUNT_COUNT,
+        chain_id: int = LOCAL_CHAIN_ID,
         log_file: Path | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
@@ -62,6 +63,7 @@ class Anvil:
         self.state_file = state_file
         self.block_time = block_time
         self.accounts = accounts
+        self.chain_id = chain_id
         self.log_file = log_file
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
@@ -74,7 +76,7 @@ class Anvil:
         if port_in_use(self.port):
             raise ChainError(f"port {self.port} is already in use; stop what listens there or choose another port")
         args = [str(node_binary("anvil")), "--port", str(self.port), "--host", "127.0.0.1",
-                "--accounts", str(self.accounts), "--chain-id", str(LOCAL_CHAIN_ID), *self.extra_args]
+                "--accounts", str(self.accounts), "--chain-id", str(self.chain_id), *self.extra_args]
         if self.block_time:
             args += ["--block-time", str(self.block_time)]
         if self.state_file is not None:

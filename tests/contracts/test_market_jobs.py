@@ -20,7 +20,8 @@ def market(net: Net) -> Net:
 def test_open_job_locks_the_fee_and_emits_the_job(market: Net) -> None:
     net = market
     job_id, job = net.open_job(max_fee=FEE)
-    assert job_id >> 64 == int(net.addr("alice"), 16) and job_id & (2**64 - 1) == 0
+    assert job_id >> 64 == int(net.addr("alice"), 16)
+    assert job_id & (2**64 - 1) == 0
     assert job[:3] == (net.addr("alice"), net.addr("node1"), net.addr("owner"))
     assert job[4:6] == (MODEL_PRICE, NODE_PRICE)
     assert job[7] == net.now() + 30  # fallbackAt = opening time + assign window

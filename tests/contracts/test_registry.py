@@ -13,7 +13,9 @@ def _register(net: Net, who: str = "owner", name: str = "m") -> int:
 def test_register_model_and_read_it_back(net: Net) -> None:
     receipt = net.send("owner", net.registry.functions.registerModel(DIGEST, 1, 3 * OMNIT, "blob://x", "resnet"))
     event = net.event(receipt, "ModelRegistered")
-    assert event["owner"] == net.addr("owner") and event["digest"] == DIGEST and event["format"] == 1
+    assert event["owner"] == net.addr("owner")
+    assert event["digest"] == DIGEST
+    assert event["format"] == 1
     model = net.call(net.registry.functions.getModel(event["modelId"]))
     assert model[:5] == (1, net.addr("owner"), 3 * OMNIT, True, 1)
     assert (model[6], model[7], model[8]) == (DIGEST, "blob://x", "resnet")
