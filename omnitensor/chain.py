@@ -269,7 +269,9 @@ class Signer:
         return self.send_built(tx, wait=wait, timeout=timeout)
 
     def send_built(self, tx: dict[str, Any], *, wait: bool = True, timeout: float = 120.0,
-                   on_sent: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   before_send: Callable[[str, str, int], None] | None = None) -> dict[str, Any]:
+        """Signs and sends a built transaction. `before_send(tx_hash, raw_tx, nonce)` runs before each
+        broadcast (the first and every fee bump), so a caller can record it durably first."""
         nonce = self.nonces.reserve()
         max_fee, priority = self._fees()
         deadline = time.monotonic() + timeout
@@ -279,8 +281,11 @@ class Signer:
                 {**tx, "nonce": nonce, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority, "type": 2}
             )
             tx_hash = HexBytes(signed.hash).to_0x_hex()
+            raw = HexBytes(signed.raw_transaction).to_0x_hex()
+            if before_send is not None:
+                before_send(tx_hash, raw, nonce)
             try:
-                self.chain.rpc("eth_sendRawTransaction", [HexBytes(signed.raw_transaction).to_0x_hex()])
+                self.chain.rpc("eth_sendRawTransaction", [raw])
             except ChainError as exc:
                 if bump == 0 and "nonce" in str(exc).lower():
                     self.nonces.resync()
@@ -290,19 +295,28 @@ class Signer:
                 # A replacement can be refused when an earlier version was mined meanwhile; look for it below.
             else:
                 sent.append(tx_hash)
-                if on_sent is not None:
-                    on_sent(tx_hash)
             if not wait:
                 return {"transactionHash": tx_hash, "nonce": nonce}
             wait_s = min(self.fees.bump_after_s, max(0.0, deadline - time.monotonic()))
             receipt = self._first_receipt(sent, wait_s)
             if receipt is not None:
-                return self._checked(receipt, tx)
+                return {**self._checked(receipt, tx), "nonce": nonce}
             if time.monotonic() >= deadline:
                 break
             max_fee = max_fee * (100 + self.fees.bump_percent) // 100
             priority = priority * (100 + self.fees.bump_percent) // 100
         raise TransactionTimeout(f"transaction with nonce {nonce} not mined within {timeout:.0f}s ({sent})")
+
+    def rebroadcast(self, raw: str) -> None:
+        """Sends an already-signed transaction again (after a restart); "already known" and "nonce too low"
+        mean it is pending or mined, which is what the caller wants."""
+        try:
+            self.chain.rpc("eth_sendRawTransaction", [raw])
+        except ChainError as exc:
+            message = str(exc).lower()
+            benign = ("already known", "nonce too low", "already imported", "known transaction")
+            if not any(s in message for s in benign):
+                raise
 
     def _first_receipt(self, hashes: list[str], timeout: float) -> dict[str, Any] | None:
         end = time.monotonic() + timeout

@@ -1,0 +1,37 @@
+"""Tensor payloads of jobs: inputs and outputs are safetensors archives (https://huggingface.co/docs/safetensors),
+a documented, non-executable format: a JSON header of names, dtypes and shapes, then raw little-endian data.
+Small payloads travel inline in the job's event; large ones go to the blob store by digest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from omnitensor.errors import OmniTensorError
+
+# dtype names as safetensors writes them, for API documents and error messages.
+DTYPES = {
+    "float32": np.float32, "float64": np.float64, "float16": np.float16,
+    "int64": np.int64, "int32": np.int32, "int16": np.int16, "int8": np.int8, "uint8": np.uint8, "bool": np.bool_,
+}
+
+
+class TensorDecodeError(OmniTensorError, ValueError):
+    """The bytes are not a valid safetensors archive."""
+
+    code = "bad_tensor_payload"
+
+
+def encode(tensors: Mapping[str, np.ndarray]) -> bytes:
+    return st_save({name: np.ascontiguousarray(array) for name, array in tensors.items()})
+
+
+def decode(payload: bytes) -> dict[str, np.ndarray]:
+    try:
+        return dict(st_load(payload))
+    except (SafetensorError, ValueError, TypeError) as exc:  # safetensors raises several kinds on bad input
+        raise TensorDecodeError(f"not a safetensors archive: {exc}") from exc

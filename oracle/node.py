@@ -1,0 +1,418 @@
+"""The oracle node: intake (contract events) → worker (batched by model, on the engine) → settler
+(batch settlement transactions) → allocation usage reports, plus metrics and health.
+
+Each part is a coroutine of one `OracleNode`; `run_forever` runs them until one fails or `stop` is called."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from omnitensor import tensors
+from omnitensor.blobs import BlobError, BlobStore, BlobTooLarge, DigestMismatch, blob_uri
+from omnitensor.chain import Chain, EventDecoder, Signer
+from omnitensor.errors import ChainError, ContractRevert
+from omnitensor.keys import account_from_key, load_keystore
+from omnitensor.manifest import Manifest, default_manifest_path
+from omnitensor.paths import DEFAULT_STATE_DIR
+from oracle.engines import check_feeds, cuda_available, run_batch
+from oracle.errors import FailureCode, JobFailure, StartupError
+from oracle.metrics import HealthServer, NodeMetrics
+from oracle.models import ModelCache
+from oracle.settings import NodeSettings
+from oracle.state import NodeState, StoredJob
+
+log = logging.getLogger("omnitensor.node")
+ZERO32 = b"\x00" * 32
+MAX_INLINE_OUTPUT = 8192  # the market's MAX_INLINE_BYTES
+GIVE_UP_AFTER = 5  # settlement attempts before a job is left to its refund
+EVENTS = ("JobOpened", "AllocationJobOpened", "JobFulfilled", "JobFailed", "JobRefunded")
+
+
+@dataclass
+class Outcome:
+    job: StoredJob
+    failure: FailureCode | None = None
+    output_digest: bytes = ZERO32
+    output: bytes = b""
+    engine_s: float = 0.0
+    queue_s: float = 0.0
+    batch: int = 1
+
+    def settlement(self) -> tuple[Any, ...]:
+        code = int(self.failure) if self.failure is not None else 0
+        return (self.job.job_id, self.job.job, code, self.output_digest, self.output)
+
+
+@dataclass
+class NodeStatus:
+    started_at: float = field(default_factory=time.time)
+    last_block: int = 0
+    chain_time: int = 0
+    device: str = "cpu"
+
+
+class OracleNode:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.metrics = NodeMetrics()
+        self.status = NodeStatus()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._in_flight: set[int] = set()
+        self._settling: set[asyncio.Task[None]] = set()
+        self.health_server: HealthServer | None = None
+
+    # ── lifecycle ────────────────────────────────────────────────────────
+    def setup(self) -> None:
+        """Connects, checks the deployment and registers the node; raises StartupError saying what is missing."""
+        s = self.settings
+        self.chain = Chain(s.rpc_url)
+        try:
+            chain_id = self.chain.chain_id
+        except ChainError as exc:
+            raise StartupError(f"cannot reach the chain at {s.rpc_url}: {exc}") from exc
+        manifest_path = s.manifest or default_manifest_path(chain_id)
+        if not manifest_path.exists():
+            raise StartupError(f"deployment manifest not found at {manifest_path}; deploy first or set "
+                               "OMNITENSOR_NODE_MANIFEST")
+        self.manifest = Manifest.load(manifest_path)
+        if self.manifest.chain_id != chain_id:
+            raise StartupError(f"wrong chain: the manifest is for chain {self.manifest.chain_id}, "
+                               f"{s.rpc_url} is chain {chain_id}")
+        if not self.manifest.is_live_on(self.chain):
+            raise StartupError(f"the contracts of {manifest_path} are not on chain {chain_id}; redeploy")
+        self.account = self._load_key()
+        self.me = self.account.address
+        self.signer = Signer(self.chain, self.account)
+        self.market = self.chain.contract("ComputeMarket", self.manifest.market)
+        self.token = self.chain.contract("OmniToken", self.manifest.token)
+        self.events = EventDecoder("ComputeMarket")
+        self.blobs = BlobStore(s.blob_dir)
+        self.state = NodeState(s.state_db or DEFAULT_STATE_DIR / f"node-{self.me.lower()}.db")
+        self.models = ModelCache(self.chain, self.manifest.registry, self.blobs, device=s.device,
+                                 capacity_bytes=s.model_cache_bytes, max_model_bytes=s.max_model_bytes)
+        self._register()
+        self.status.device = "cuda" if s.device != "cpu" and cuda_available() else "cpu"
+        self.metrics.device.labels(self.status.device).set(1)
+        log.info("node %s on chain %s, market %s, device %s", self.me, chain_id, self.manifest.market,
+                 self.status.device)
+
+    def _load_key(self) -> LocalAccount:
+        s = self.settings
+        if s.keystore is not None:
+            if s.keystore_password is None:
+                raise StartupError("set OMNITENSOR_NODE_KEYSTORE_PASSWORD to unlock the node's keystore")
+            return load_keystore(s.keystore, s.keystore_password.get_secret_value())
+        if s.private_key is not None:
+            return account_from_key(s.private_key.get_secret_value())
+        raise StartupError("no node key: set OMNITENSOR_NODE_KEYSTORE (+ _PASSWORD), or OMNITENSOR_NODE_PRIVATE_KEY "
+                           "for local development")
+
+    def _register(self) -> None:
+        s = self.settings
+        info = self.chain.call(self.market.functions.getNode(self.me))
+        stake, active, unlock_at = info[0], info[3], info[4]
+        if active:
+            return
+        if stake or unlock_at:
+            raise StartupError(f"node {self.me} is registered but inactive (stake {stake}, exit unlock at "
+                               f"{unlock_at}); top up the stake with increaseStake or use another key")
+        if self.chain.eth_balance(self.me) == 0:
+            raise StartupError(f"no gas: {self.me} holds no ETH to pay for transactions")
+        min_stake = self.chain.call(self.market.functions.minStake())
+        want = max(s.stake, min_stake)
+        balance = self.chain.call(self.token.functions.balanceOf(self.me))
+        if balance < want:
+            raise StartupError(f"no stake: {self.me} holds {balance} OMNIT wei, registering needs {want}")
+        self.signer.send(self.token.functions.approve(self.manifest.market, want))
+        self.signer.send(self.market.functions.registerNode(want, s.price_per_job, s.price_per_second))
+        log.info("registered node %s with stake %d", self.me, want)
+
+    async def run_forever(self) -> None:
+        await asyncio.to_thread(self._recover)
+        tasks = [asyncio.create_task(c) for c in (self._intake_loop(), self._work_loop(), self._usage_loop())]
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        for task in done:
+            if task is not stopper and task.exception():
+                raise task.exception()  # type: ignore[misc]
+
+    async def start_health(self) -> None:
+        if self.settings.metrics_port:
+            self.health_server = HealthServer(self.metrics, self.health, self.settings.metrics_host,
+                                              self.settings.metrics_port)
+            await self.health_server.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def cleanup(self) -> None:
+        if self.health_server:
+            await self.health_server.stop()
+        self.state.close()
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "node": self.me, "chain_id": self.manifest.chain_id,
+                "last_block": self.status.last_block, "device": self.status.device,
+                "jobs": self.state.job_counts(), "uptime_s": round(time.time() - self.status.started_at, 1)}
+
+    # ── recovery ─────────────────────────────────────────────────────────
+    def _recover(self) -> None:
+        """Re-sends settlement transactions signed before a crash; their jobs stay pending in the state file
+        and the worker finds them closed on-chain, so nothing is settled (or paid for) twice."""
+        for tx_hash, raw, nonce in self.state.unmined_txs():
+            try:
+                self.signer.rebroadcast(raw)
+            except ChainError as exc:
+                log.warning("re-sending %s failed: %s", tx_hash, exc)
+            receipt = self.chain.wait_for_receipt(tx_hash, timeout=10)
+            if receipt is not None:
+                self.state.nonce_mined(nonce)
+                log.info("recovered settlement %s (block %s)", tx_hash, int(receipt["blockNumber"], 16))
+        self.signer.nonces.resync()
+
+    # ── intake ───────────────────────────────────────────────────────────
+    async def _intake_loop(self) -> None:
+        while True:
+            try:
+                found = await asyncio.to_thread(self.poll_once)
+            except ChainError as exc:
+                log.warning("intake: %s", exc)
+                found = 0
+            if found:
+                self._wake.set()
+            else:
+                await asyncio.sleep(self.settings.poll_interval)
+
+    def poll_once(self) -> int:
+        """Reads the next range of market events; returns how many were handled."""
+        s = self.settings
+        cursor = self.state.cursor()
+        if cursor is None:
+            start = self.manifest.deployment_block - 1
+            cursor = (start, self.chain.get_block(start)["hash"])
+            self.state.set_cursor(*cursor)
+        block, block_hash = cursor
+        latest, at_cursor = self.chain.batch_rpc([("eth_getBlockByNumber", ["latest", False]),
+                                                  ("eth_getBlockByNumber", [hex(block), False])])
+        self.status.chain_time = int(latest["timestamp"], 16)
+        if at_cursor is None or at_cursor["hash"] != block_hash:
+            self._rewind(block)
+            return 1
+        head = int(latest["number"], 16) - s.confirmations
+        if head <= block:
+            return 0
+        to = min(head, block + s.max_block_range)
+        topics = [[self.events.topic(name) for name in EVENTS]]
+        to_block, logs = self.chain.batch_rpc([
+            ("eth_getBlockByNumber", [hex(to), False]),
+            ("eth_getLogs", [{"address": self.manifest.market, "fromBlock": hex(block + 1), "toBlock": hex(to),
+                              "topics": topics}]),
+        ])
+        if any(entry["blockNumber"] == hex(to) and entry["blockHash"] != to_block["hash"] for entry in logs):
+            return 0  # the chain moved under us between the two reads; read again
+        for event in self.events.decode_all(logs):
+            self._handle(event)
+        self.state.set_cursor(to, to_block["hash"])
+        self.status.last_block = to
+        self.metrics.last_block.set(to)
+        return max(1, len(logs)) if logs else 0
+
+    def _rewind(self, block: int) -> None:
+        target = max(self.manifest.deployment_block - 1, block - self.settings.reorg_depth)
+        reopened = self.state.reopen_after(target + 1)
+        self.state.set_cursor(target, self.chain.get_block(target)["hash"])
+        self.signer.nonces.resync()  # our own transactions may have been dropped with the blocks
+        self.metrics.reorgs.inc()
+        log.warning("reorg noticed at block %d: re-reading from %d (%d jobs re-checked)", block, target + 1, reopened)
+
+    def _handle(self, event: Any) -> None:
+        a = event.args
+        if event.name == "JobOpened":
+            requester = "0x" + (a["jobId"] >> 64).to_bytes(20, "big").hex()
+            job = (self.chain.w3.to_checksum_address(requester), a["node"], a["modelOwner"], a["modelId"],
+                   a["modelFee"], a["nodeFee"], a["deadline"], a["fallbackAt"])
+            self.state.add_job(a["jobId"], a["node"], a["modelId"], job, a["inputDigest"], a["input"],
+                               a["fallbackAt"], a["deadline"], event.block_number)
+        elif event.name == "AllocationJobOpened":
+            self.state.set_allocation(a["jobId"], a["allocationId"])
+        else:
+            outcome = {"JobFulfilled": "fulfilled", "JobFailed": "failed", "JobRefunded": "refunded"}[event.name]
+            self.state.close_jobs([a["jobId"]], outcome, event.block_number)
+
+    # ── worker ───────────────────────────────────────────────────────────
+    async def _work_loop(self) -> None:
+        s = self.settings
+        while True:
+            now = self.status.chain_time or int(time.time())
+            self.state.expire(now)
+            jobs = [j for j in self.state.runnable(self.me, now, s.fallback_grace, s.max_batch * 8)
+                    if j.job_id not in self._in_flight]
+            if not jobs:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(s.poll_interval, 0.05))
+                except TimeoutError:
+                    pass
+                continue
+            by_model: dict[int, list[StoredJob]] = defaultdict(list)
+            for job in jobs:
+                by_model[job.model_id].append(job)
+            for group in by_model.values():
+                for i in range(0, len(group), s.max_batch):
+                    batch = group[i:i + s.max_batch]
+                    self._in_flight.update(j.job_id for j in batch)
+                    try:
+                        outcomes = await asyncio.to_thread(self.process, batch)
+                    except Exception:
+                        self._in_flight.difference_update(j.job_id for j in batch)
+                        raise
+                    if outcomes:
+                        task = asyncio.create_task(asyncio.to_thread(self._settle, outcomes))
+                        self._settling.add(task)
+                        task.add_done_callback(lambda t, b=batch: self._settled(t, b))
+                    else:
+                        self._in_flight.difference_update(j.job_id for j in batch)
+
+    def _settled(self, task: asyncio.Task[None], batch: list[StoredJob]) -> None:
+        self._settling.discard(task)
+        self._in_flight.difference_update(j.job_id for j in batch)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settlement failed: %s", task.exception())
+            self.state.bump_attempts([j.job_id for j in batch], GIVE_UP_AFTER)
+
+    def process(self, batch: list[StoredJob]) -> list[Outcome]:
+        """Runs one model's jobs (still open on-chain) as one engine batch; returns their outcomes."""
+        commitments = self.chain.call(self.market.functions.jobCommitments([j.job_id for j in batch]))
+        closed = [j.job_id for j, c in zip(batch, commitments, strict=True) if c == ZERO32]
+        if closed:
+            self.state.close_jobs(closed, "closed-elsewhere")
+        live = [j for j, c in zip(batch, commitments, strict=True) if c != ZERO32]
+        if not live:
+            return []
+        started = time.time()
+        try:
+            engine = self.models.get(live[0].model_id)
+        except JobFailure as exc:
+            return [Outcome(j, exc.failure, queue_s=started - j.seen_at) for j in live]
+        outcomes: list[Outcome] = []
+        runnable: list[tuple[StoredJob, dict[str, np.ndarray]]] = []
+        for job in live:
+            try:
+                feeds = tensors.decode(self._input_bytes(job))
+                check_feeds(engine, feeds)
+            except tensors.TensorDecodeError as exc:
+                outcomes.append(Outcome(job, FailureCode.BAD_INPUT, queue_s=started - job.seen_at))
+                log.info("job %s: %s", job.job_id, exc)
+            except JobFailure as exc:
+                outcomes.append(Outcome(job, exc.failure, queue_s=started - job.seen_at))
+            else:
+                runnable.append((job, feeds))
+        if runnable:
+            outcomes += self._run(engine, runnable)
+        return outcomes
+
+    def _input_bytes(self, job: StoredJob) -> bytes:
+        if job.input_digest == ZERO32:
+            return job.input
+        try:
+            return self.blobs.fetch(job.input.decode("utf-8", "replace"), job.input_digest,
+                                    max_bytes=self.settings.max_input_bytes)
+        except BlobTooLarge as exc:
+            raise JobFailure(FailureCode.INPUT_TOO_LARGE, str(exc)) from exc
+        except (BlobError, DigestMismatch) as exc:
+            raise JobFailure(FailureCode.INPUT_UNAVAILABLE, str(exc)) from exc
+
+    def _run(self, engine: Any, runnable: list[tuple[StoredJob, dict[str, np.ndarray]]]) -> list[Outcome]:
+        start = time.perf_counter()
+        try:
+            results = run_batch(engine, [feeds for _, feeds in runnable])
+        except JobFailure:
+            if len(runnable) == 1:
+                job = runnable[0][0]
+                return [Outcome(job, FailureCode.MODEL_ERROR, queue_s=time.time() - job.seen_at)]
+            return [o for item in runnable for o in self._run(engine, [item])]  # isolate the bad input
+        engine_s = time.perf_counter() - start
+        self.metrics.engine_seconds.observe(engine_s)
+        self.metrics.batch_size.observe(len(runnable))
+        total_rows = sum(next(iter(f.values())).shape[0] if f else 1 for _, f in runnable) or 1
+        outcomes = []
+        for (job, feeds), result in zip(runnable, results, strict=True):
+            rows = next(iter(feeds.values())).shape[0] if feeds else 1
+            share = engine_s * rows / total_rows  # GPU time billed to each job in proportion to its rows
+            outcome = Outcome(job, engine_s=share, queue_s=time.time() - engine_s - job.seen_at, batch=len(runnable))
+            payload = tensors.encode(result)
+            if len(payload) <= MAX_INLINE_OUTPUT:
+                outcome.output = payload
+            else:
+                digest = self.blobs.put(payload)
+                outcome.output_digest, outcome.output = digest, blob_uri(digest).encode()
+            if job.allocation_id is not None:
+                self.state.add_engine_time(job.allocation_id, share)
+            outcomes.append(outcome)
+        return outcomes
+
+    # ── settlement ───────────────────────────────────────────────────────
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        ids = [o.job.job_id for o in outcomes]
+        try:
+            tx = self.signer.build(self.market.functions.settleBatch([o.settlement() for o in outcomes]))
+        except ContractRevert as exc:
+            log.error("settlement of %s would revert: %s", ids, exc)
+            self.state.bump_attempts(ids, GIVE_UP_AFTER)
+            return
+        receipt = self.signer.send_built(
+            tx, before_send=lambda tx_hash, raw, nonce: self.state.record_tx(tx_hash, raw, nonce, ids))
+        self.state.nonce_mined(receipt["nonce"])
+        block = int(receipt["blockNumber"], 16)
+        settled = {e.args["jobId"]: e.name for e in self.events.decode_all(receipt["logs"])
+                   if e.name in ("JobFulfilled", "JobFailed")}
+        self.metrics.settlement_txs.inc()
+        for outcome in outcomes:
+            job_id = outcome.job.job_id
+            result = {"JobFulfilled": "fulfilled", "JobFailed": "failed"}.get(settled.get(job_id, ""), "skipped")
+            self.metrics.jobs.labels(result).inc()
+            self.metrics.queue_seconds.observe(max(outcome.queue_s, 0))
+            log.info(json.dumps({
+                "event": "job_settled", "job_id": str(job_id), "model_id": outcome.job.model_id, "outcome": result,
+                "failure": outcome.failure.name if outcome.failure is not None else None, "batch": outcome.batch,
+                "queue_ms": round(outcome.queue_s * 1000, 2), "engine_ms": round(outcome.engine_s * 1000, 3),
+                "tx": receipt["transactionHash"], "block": block,
+            }))
+        self.state.close_jobs([j for j in ids if j in settled], "settled", block)
+        self.state.close_jobs([j for j in ids if j not in settled], "closed-elsewhere", block)
+
+    # ── allocations ──────────────────────────────────────────────────────
+    async def _usage_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.usage_report_interval)
+            await asyncio.to_thread(self.report_usage)
+
+    def report_usage(self) -> None:
+        """Reports each allocation's cumulative GPU-seconds (rounded up, capped at the reservation)."""
+        for allocation_id, engine_seconds, reported in self.state.usage_to_report():
+            info = self.chain.call(self.market.functions.getAllocation(allocation_id))
+            target = min(math.ceil(engine_seconds), info[2])
+            if target <= reported:
+                continue
+            try:
+                self.signer.send(self.market.functions.reportUsage(allocation_id, target))
+            except ContractRevert as exc:  # closed or expired: nothing more can be billed
+                log.warning("usage report for allocation %s refused: %s", allocation_id, exc)
+            self.state.set_reported(allocation_id, target)
+

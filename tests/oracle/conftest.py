@@ -1,0 +1,159 @@
+"""Oracle fixtures: the digits models (trained here from scikit-learn's bundled data), a blob folder shared
+by the test and the node, and real nodes running against the test chain."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_utils import to_checksum_address
+
+from omnitensor import tensors
+from omnitensor.anvil import dev_keys
+from omnitensor.blobs import BlobStore, blob_uri
+from oracle import demo
+from oracle.node import OracleNode
+from oracle.settings import NodeSettings
+from tests.support import OMNIT, ROLES, Net
+
+ZERO = b"\x00" * 32
+
+
+@pytest.fixture(scope="session")
+def digits() -> demo.DigitsData:
+    return demo.digits()
+
+
+@pytest.fixture(scope="session")
+def onnx_model(digits: demo.DigitsData) -> bytes:
+    return demo.digits_onnx(digits)
+
+
+@pytest.fixture(scope="session")
+def torch_model(digits: demo.DigitsData) -> bytes:
+    return demo.digits_torchscript(digits)
+
+
+class RunningNode:
+    """An oracle node running its own event loop in a background thread."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.node = OracleNode(settings)
+        self.node.setup()
+        self.error: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # surfaced to the test by stop()
+            self.error = exc
+
+    async def _serve(self) -> None:
+        await self.node.start_health()
+        try:
+            await self.node.run_forever()
+        finally:
+            await self.node.cleanup()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.node.stop)
+            self._thread.join(timeout=30)
+        if self.error is not None:
+            raise self.error
+
+
+class Oracle:
+    """The test's view of the network: open jobs with tensors, wait for their settlement."""
+
+    def __init__(self, net: Net, blobs: BlobStore, tmp: Path) -> None:
+        self.net = net
+        self.blobs = blobs
+        self.tmp = tmp
+        self.nodes: list[RunningNode] = []
+
+    def settings(self, role: str = "node1", **overrides: Any) -> NodeSettings:
+        values: dict[str, Any] = {
+            "rpc_url": self.net.chain.rpc_url, "private_key": dev_keys()[ROLES.index(role)],
+            "manifest": self.tmp / "manifest.json", "blob_dir": self.blobs.root,
+            "state_db": self.tmp / f"{role}.db", "metrics_port": 0, "poll_interval": 0.02,
+            "usage_report_interval": 0.5, "fallback_grace": 0,
+        }
+        values.update(overrides)
+        return NodeSettings(**values)
+
+    def fund_node(self, role: str) -> None:
+        self.net.omnit(role, 100 * OMNIT)
+
+    def start(self, role: str = "node1", **overrides: Any) -> RunningNode:
+        self.fund_node(role)
+        running = RunningNode(self.settings(role, **overrides))
+        self.nodes.append(running)
+        return running
+
+    def register(self, data: bytes, fmt: int, *, digest: bytes | None = None, price: int = OMNIT // 50) -> int:
+        real = self.blobs.put(data)
+        digest = digest or real
+        receipt = self.net.send("owner", self.net.registry.functions.registerModel(
+            digest, fmt, price, blob_uri(real) if digest == real else f"file://{self.blobs.path(real)}", "digits"))
+        return int(self.net.event(receipt, "ModelRegistered")["modelId"])
+
+    def open(self, model_id: int, feeds: dict[str, np.ndarray] | bytes, *, who: str = "alice",
+             node: str | None = "node1", ttl: int = 600, by_reference: bool = False) -> int:
+        payload = feeds if isinstance(feeds, bytes) else tensors.encode(feeds)
+        digest = ZERO
+        if by_reference:
+            digest = self.blobs.put(payload)
+            payload = blob_uri(digest).encode()
+        node_address = self.net.addr(node) if node else "0x" + "00" * 20
+        receipt = self.net.send(who, self.net.market.functions.openJob(
+            model_id, to_checksum_address(node_address), 10 * OMNIT, self.net.now() + ttl, digest, payload))
+        return int(self.net.event(receipt, "JobOpened")["jobId"])
+
+    def settlement(self, job_id: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Waits for the job's JobFulfilled or JobFailed event; returns its arguments plus `event`."""
+        market = self.net.manifest.market
+        topics = [[self.net.events.topic("JobFulfilled"), self.net.events.topic("JobFailed")],
+                  "0x" + job_id.to_bytes(32, "big").hex()]
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            logs = self.net.chain.rpc("eth_getLogs", [{"address": market, "fromBlock": "0x0", "topics": topics}])
+            if logs:
+                events = self.net.events.decode_all(logs)
+                assert len(events) == 1, f"job {job_id} settled {len(events)} times"
+                return {"event": events[0].name, **events[0].args}
+            for running in self.nodes:
+                if running.error:
+                    raise running.error
+            time.sleep(0.05)
+        raise TimeoutError(f"job {job_id} not settled within {timeout}s")
+
+    def outputs(self, job_id: int) -> dict[str, np.ndarray]:
+        settled = self.settlement(job_id)
+        assert settled["event"] == "JobFulfilled", settled
+        if settled["outputDigest"] != ZERO:
+            return tensors.decode(self.blobs.get(settled["outputDigest"]))
+        return tensors.decode(settled["output"])
+
+
+@pytest.fixture
+def oracle(net: Net, tmp_path: Path) -> Iterator[Oracle]:
+    net.manifest.save(tmp_path / "manifest.json")
+    net.fund_deposit("alice", 50 * OMNIT)
+    o = Oracle(net, BlobStore(tmp_path / "blobs"), tmp_path)
+    yield o
+    for running in o.nodes:
+        running.stop()
+
+
+StartNode = Callable[..., RunningNode]
