@@ -235,7 +235,7 @@ class OracleNode:
 
     def _rewind(self, block: int) -> None:
         target = max(self.manifest.deployment_block - 1, block - self.settings.reorg_depth)
-        reopened = self.state.reopen_after(target + 1)
+        reopened = self.state.rewind(target + 1)
         self.state.set_cursor(target, self.chain.get_block(target)["hash"])
         self.signer.nonces.resync()  # our own transactions may have been dropped with the blocks
         self.metrics.reorgs.inc()
@@ -370,6 +370,16 @@ class OracleNode:
     # ── settlement ───────────────────────────────────────────────────────
     def _settle(self, outcomes: list[Outcome]) -> None:
         ids = [o.job.job_id for o in outcomes]
+        self._fault_pause(self.settings.pause_before_settle_s, "before settling", ids)
+        # Jobs can close while the engine ran (refund, another node, a reorg): never pay gas for those.
+        commitments = self.chain.call(self.market.functions.jobCommitments(ids))
+        gone = [j for j, c in zip(ids, commitments, strict=True) if c == ZERO32]
+        if gone:
+            self.state.close_jobs(gone, "closed-elsewhere")
+            outcomes = [o for o in outcomes if o.job.job_id not in gone]
+            ids = [o.job.job_id for o in outcomes]
+            if not outcomes:
+                return
         try:
             tx = self.signer.build(self.market.functions.settleBatch([o.settlement() for o in outcomes]))
         except ContractRevert as exc:
@@ -378,6 +388,7 @@ class OracleNode:
             return
         receipt = self.signer.send_built(
             tx, before_send=lambda tx_hash, raw, nonce: self.state.record_tx(tx_hash, raw, nonce, ids))
+        self._fault_pause(self.settings.pause_after_send_s, "after sending the settlement", ids)
         self.state.nonce_mined(receipt["nonce"])
         block = int(receipt["blockNumber"], 16)
         settled = {e.args["jobId"]: e.name for e in self.events.decode_all(receipt["logs"])
@@ -394,8 +405,15 @@ class OracleNode:
                 "queue_ms": round(outcome.queue_s * 1000, 2), "engine_ms": round(outcome.engine_s * 1000, 3),
                 "tx": receipt["transactionHash"], "block": block,
             }))
-        self.state.close_jobs([j for j in ids if j in settled], "settled", block)
+        for name, outcome in (("JobFulfilled", "fulfilled"), ("JobFailed", "failed")):
+            self.state.close_jobs([j for j in ids if settled.get(j) == name], outcome, block)
         self.state.close_jobs([j for j in ids if j not in settled], "closed-elsewhere", block)
+
+    @staticmethod
+    def _fault_pause(seconds: float, where: str, ids: list[int]) -> None:
+        if seconds:
+            log.warning("fault injection: pausing %.1fs %s of jobs %s", seconds, where, [str(i) for i in ids])
+            time.sleep(seconds)
 
     # ── allocations ──────────────────────────────────────────────────────
     async def _usage_loop(self) -> None:

@@ -42,5 +42,9 @@ class NodeSettings(BaseSettings):
     price_per_second: int = Field(OMNIT // 1000, ge=0)
     usage_report_interval: float = Field(5.0, gt=0, description="seconds between allocation usage reports")
 
+    # Fault-injection aids for crash tests: sleep at these points so the process can be killed there.
+    pause_before_settle_s: float = Field(0.0, ge=0)
+    pause_after_send_s: float = Field(0.0, ge=0)
+
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics and /health; 0 turns it off")
     metrics_host: str = "127.0.0.1"

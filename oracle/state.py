@@ -89,7 +89,7 @@ class NodeState:
     def add_job(self, job_id: int, node: str, model_id: int, job: tuple[Any, ...], input_digest: bytes,
                 payload: bytes, fallback_at: int, deadline: int, block: int) -> None:
         self._exec(
-            "INSERT OR IGNORE INTO jobs (job_id, node, model_id, job, input_digest, input, fallback_at, deadline,"
+            "INSERT OR REPLACE INTO jobs (job_id, node, model_id, job, input_digest, input, fallback_at, deadline,"
             " opened_block, seen_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             (str(job_id), node, model_id, json.dumps(list(job)), input_digest, payload, fallback_at, deadline,
              block, time.time()),
@@ -102,14 +102,21 @@ class NodeState:
     def close_jobs(self, job_ids: list[int], outcome: str, block: int | None = None) -> None:
         with self._lock, self._db:
             self._db.executemany(
-                "UPDATE jobs SET status = 'closed', outcome = ?, closed_block = ? WHERE job_id = ?",
+                "UPDATE jobs SET status = 'closed', outcome = ?, closed_block = ?"
+                " WHERE job_id = ? AND status = 'pending'",
                 [(outcome, block, str(j)) for j in job_ids],
             )
 
-    def reopen_after(self, block: int) -> int:
-        """After a reorg: jobs closed at or after `block` may be open again; the worker re-checks them."""
-        return self._exec("UPDATE jobs SET status = 'pending', outcome = NULL, closed_block = NULL "
-                          "WHERE status = 'closed' AND closed_block >= ?", (block,)).rowcount
+    def rewind(self, block: int) -> int:
+        """After a reorg from `block` on: events of dropped blocks are forgotten (jobs opened there are read
+        again from the new chain, if they are still on it; a job id can be reused by another job there), and
+        jobs closed there may be open again — the worker re-checks them on-chain before any work."""
+        with self._lock, self._db:
+            dropped = self._db.execute("DELETE FROM jobs WHERE opened_block >= ? AND status = 'pending'",
+                                       (block,)).rowcount
+            reopened = self._db.execute("UPDATE jobs SET status = 'pending', outcome = NULL, closed_block = NULL "
+                                        "WHERE status = 'closed' AND closed_block >= ?", (block,)).rowcount
+        return dropped + reopened
 
     def runnable(self, me: str, now: int, grace: float, limit: int) -> list[StoredJob]:
         """Pending jobs assigned to `me`, and other nodes' jobs whose fallback time (plus a grace) passed."""

@@ -60,6 +60,12 @@ class Net:
         self.chain.rpc("evm_increaseTime", [seconds])
         self.chain.rpc("evm_mine", [])
 
+    def reorg(self, depth: int) -> None:
+        """Replaces the last `depth` blocks with empty ones (anvil_reorg); their transactions are gone."""
+        self.chain.rpc("anvil_reorg", [depth, []])
+        for signer in self.signers.values():
+            signer.nonces.resync()
+
     def snapshot(self) -> str:
         return str(self.chain.rpc("evm_snapshot", []))
 
