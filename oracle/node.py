@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ log = logging.getLogger("omnitensor.node")
 ZERO32 = b"\x00" * 32
 MAX_INLINE_OUTPUT = 8192  # the market's MAX_INLINE_BYTES
 GIVE_UP_AFTER = 5  # settlement attempts before a job is left to its refund
+FRESH_S = 1.0  # a job seen by intake this recently is known open from the events read
 EVENTS = ("JobOpened", "AllocationJobOpened", "JobFulfilled", "JobFailed", "JobRefunded")
 
 
@@ -71,6 +72,8 @@ class OracleNode:
         self._in_flight: set[int] = set()
         self._settling: set[asyncio.Task[None]] = set()
         self.health_server: HealthServer | None = None
+        # (job id, wall time its settlement receipt arrived, engine seconds): for benchmarks and debugging.
+        self.recent: deque[tuple[int, float, float]] = deque(maxlen=100_000)
 
     # ── lifecycle ────────────────────────────────────────────────────────
     def setup(self) -> None:
@@ -97,6 +100,7 @@ class OracleNode:
         self.market = self.chain.contract("ComputeMarket", self.manifest.market)
         self.token = self.chain.contract("OmniToken", self.manifest.token)
         self.events = EventDecoder("ComputeMarket")
+        self._encode_settle_batch = self.chain.encoder("ComputeMarket", "settleBatch")
         self.blobs = BlobStore(s.blob_dir)
         self.state = NodeState(s.state_db or DEFAULT_STATE_DIR / f"node-{self.me.lower()}.db")
         self.models = ModelCache(self.chain, self.manifest.registry, self.blobs, device=s.device,
@@ -208,27 +212,31 @@ class OracleNode:
             cursor = (start, self.chain.get_block(start)["hash"])
             self.state.set_cursor(*cursor)
         block, block_hash = cursor
-        latest, at_cursor = self.chain.batch_rpc([("eth_getBlockByNumber", ["latest", False]),
-                                                  ("eth_getBlockByNumber", [hex(block), False])])
+        # One round trip: the head, the block under the cursor (reorg check) and the next range of logs.
+        topics = [[self.events.topic(name) for name in EVENTS]]
+        latest, at_cursor, logs = self.chain.batch_rpc([
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_getBlockByNumber", [hex(block), False]),
+            # From the cursor's own block, which exists (some nodes refuse a range starting past the head).
+            ("eth_getLogs", [{"address": self.manifest.market, "fromBlock": hex(block),
+                              "toBlock": hex(block + s.max_block_range), "topics": topics}]),
+        ])
         self.status.chain_time = int(latest["timestamp"], 16)
         if at_cursor is None or at_cursor["hash"] != block_hash:
             self._rewind(block)
             return 1
-        head = int(latest["number"], 16) - s.confirmations
+        latest_number = int(latest["number"], 16)
+        head = latest_number - s.confirmations
         if head <= block:
             return 0
         to = min(head, block + s.max_block_range)
-        topics = [[self.events.topic(name) for name in EVENTS]]
-        to_block, logs = self.chain.batch_rpc([
-            ("eth_getBlockByNumber", [hex(to), False]),
-            ("eth_getLogs", [{"address": self.manifest.market, "fromBlock": hex(block + 1), "toBlock": hex(to),
-                              "topics": topics}]),
-        ])
-        if any(entry["blockNumber"] == hex(to) and entry["blockHash"] != to_block["hash"] for entry in logs):
-            return 0  # the chain moved under us between the two reads; read again
+        to_hash = latest["hash"] if to == latest_number else self.chain.get_block(to)["hash"]
+        logs = [entry for entry in logs if block < int(entry["blockNumber"], 16) <= to]
+        if any(entry["blockNumber"] == hex(to) and entry["blockHash"] != to_hash for entry in logs):
+            return 0  # the chain moved under us between the reads; read again
         for event in self.events.decode_all(logs):
             self._handle(event)
-        self.state.set_cursor(to, to_block["hash"])
+        self.state.set_cursor(to, to_hash)
         self.status.last_block = to
         self.metrics.last_block.set(to)
         return max(1, len(logs)) if logs else 0
@@ -297,12 +305,18 @@ class OracleNode:
             self.state.bump_attempts([j.job_id for j in batch], GIVE_UP_AFTER)
 
     def process(self, batch: list[StoredJob]) -> list[Outcome]:
-        """Runs one model's jobs (still open on-chain) as one engine batch; returns their outcomes."""
-        commitments = self.chain.call(self.market.functions.jobCommitments([j.job_id for j in batch]))
-        closed = [j.job_id for j, c in zip(batch, commitments, strict=True) if c == ZERO32]
-        if closed:
-            self.state.close_jobs(closed, "closed-elsewhere")
-        live = [j for j, c in zip(batch, commitments, strict=True) if c != ZERO32]
+        """Runs one model's jobs (still open on-chain) as one engine batch; returns their outcomes.
+
+        Whether a job is open is known from the market's events up to the intake cursor; jobs seen more than
+        FRESH_S ago (restarts, fallback pick-ups, retries) are checked on-chain first, so no GPU time goes to
+        a job another node or a refund already closed. Settlement is simulated before sending in any case."""
+        stale = [j for j in batch if time.time() - j.seen_at > FRESH_S or j.node != self.me]
+        if stale:
+            commitments = self.chain.call(self.market.functions.jobCommitments([j.job_id for j in stale]))
+            closed = {j.job_id for j, c in zip(stale, commitments, strict=True) if c == ZERO32}
+            self.state.close_jobs(sorted(closed), "closed-elsewhere")
+            batch = [j for j in batch if j.job_id not in closed]
+        live = batch
         if not live:
             return []
         started = time.time()
@@ -371,20 +385,26 @@ class OracleNode:
     def _settle(self, outcomes: list[Outcome]) -> None:
         ids = [o.job.job_id for o in outcomes]
         self._fault_pause(self.settings.pause_before_settle_s, "before settling", ids)
-        # Jobs can close while the engine ran (refund, another node, a reorg): never pay gas for those.
-        commitments = self.chain.call(self.market.functions.jobCommitments(ids))
-        gone = [j for j, c in zip(ids, commitments, strict=True) if c == ZERO32]
-        if gone:
-            self.state.close_jobs(gone, "closed-elsewhere")
-            outcomes = [o for o in outcomes if o.job.job_id not in gone]
-            ids = [o.job.job_id for o in outcomes]
-            if not outcomes:
-                return
         try:
-            tx = self.signer.build(self.market.functions.settleBatch([o.settlement() for o in outcomes]))
+            data = self._encode_settle_batch([o.settlement() for o in outcomes])
+            tx, result = self.signer.simulate(to=self.manifest.market, data=data)
         except ContractRevert as exc:
             log.error("settlement of %s would revert: %s", ids, exc)
             self.state.bump_attempts(ids, GIVE_UP_AFTER)
+            return
+        if int.from_bytes(result, "big") < len(outcomes):
+            # Jobs closed while the engine ran (refund, another node, a reorg): never pay gas for those.
+            commitments = self.chain.call(self.market.functions.jobCommitments(ids))
+            gone = {j for j, c in zip(ids, commitments, strict=True) if c == ZERO32}
+            self.state.close_jobs(sorted(gone), "closed-elsewhere")
+            if not gone:  # the others were skipped for their deadline
+                gone = {o.job.job_id for o in outcomes if o.job.deadline_passed(self.status.chain_time)}
+                self.state.close_jobs(sorted(gone), "expired")
+            remaining = [o for o in outcomes if o.job.job_id not in gone]
+            if remaining and gone:
+                self._settle(remaining)
+            elif remaining:
+                self.state.bump_attempts([o.job.job_id for o in remaining], GIVE_UP_AFTER)
             return
         receipt = self.signer.send_built(
             tx, before_send=lambda tx_hash, raw, nonce: self.state.record_tx(tx_hash, raw, nonce, ids))
@@ -394,11 +414,13 @@ class OracleNode:
         settled = {e.args["jobId"]: e.name for e in self.events.decode_all(receipt["logs"])
                    if e.name in ("JobFulfilled", "JobFailed")}
         self.metrics.settlement_txs.inc()
+        settled_at = time.time()
         for outcome in outcomes:
             job_id = outcome.job.job_id
             result = {"JobFulfilled": "fulfilled", "JobFailed": "failed"}.get(settled.get(job_id, ""), "skipped")
             self.metrics.jobs.labels(result).inc()
             self.metrics.queue_seconds.observe(max(outcome.queue_s, 0))
+            self.recent.append((job_id, settled_at, outcome.engine_s))
             log.info(json.dumps({
                 "event": "job_settled", "job_id": str(job_id), "model_id": outcome.job.model_id, "outcome": result,
                 "failure": outcome.failure.name if outcome.failure is not None else None, "batch": outcome.batch,

@@ -59,6 +59,9 @@ class StoredJob:
     deadline: int
     seen_at: float
 
+    def deadline_passed(self, chain_time: int) -> bool:
+        return chain_time >= self.deadline
+
 
 class NodeState:
     def __init__(self, path: Path) -> None:
