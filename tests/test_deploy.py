@@ -72,3 +72,22 @@ def test_a_non_local_chain_needs_a_key(tmp_path: Path, monkeypatch: pytest.Monke
 def test_missing_manifest_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DeploymentNotFound, match="deploy first"):
         Manifest.load(tmp_path / "none.json")
+
+
+def test_market_constructor_rejects_zero_addresses_and_stake(deployed) -> None:
+    from omnitensor.deploy import _creation_data
+    from omnitensor.errors import ContractRevert
+
+    m = deployed.manifest
+    zero = "0x" + "00" * 20
+    admin = deployed.addr("admin")
+    signer = deployed.signers["admin"]
+    cases = [
+        ([zero, m.registry, m.forwarder, admin, admin, 1, 0, 0], "MarketZeroAddress"),
+        ([m.token, m.registry, m.forwarder, admin, zero, 1, 0, 0], "MarketZeroAddress"),
+        ([m.token, m.registry, m.forwarder, admin, admin, 0, 0, 0], "MarketZeroAmount"),
+    ]
+    for args, name in cases:
+        with pytest.raises(ContractRevert) as info:
+            signer.simulate(data=_creation_data("ComputeMarket", args))
+        assert info.value.name == name
