@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +29,7 @@ from omnitensor.chain import Chain, EventDecoder, Signer
 from omnitensor.deploy import DeployParams, deploy
 from omnitensor.keys import account_from_key
 from oracle import demo
+from oracle.background import BackgroundNode
 from oracle.engines import FORMAT_ONNX, load_engine, run_batch
 from oracle.settings import NodeSettings
 
@@ -93,25 +93,6 @@ class Bench:
         return time.perf_counter() - start, [item for chunk in results for item in chunk]
 
 
-def run_node(bench: Bench, settings: NodeSettings) -> tuple[Any, threading.Thread]:
-    import asyncio
-
-    from oracle.node import OracleNode
-
-    node = OracleNode(settings)
-    node.setup()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(node.run_forever()), daemon=True)
-    thread.start()
-    node._loop = loop  # noqa: SLF001 - the benchmark stops it below
-    return node, thread
-
-
-def stop_node(node: Any, thread: threading.Thread) -> None:
-    node._loop.call_soon_threadsafe(node.stop)  # noqa: SLF001
-    thread.join(30)
-
-
 def wait_settled(node: Any, job_ids: list[int], timeout: float) -> dict[int, tuple[float, float]]:
     wanted = set(job_ids)
     end = time.monotonic() + timeout
@@ -166,7 +147,8 @@ def main() -> None:
         settings = NodeSettings(rpc_url=anvil.url, private_key=bench.node_key, manifest=Path(tmp) / "m.json",
                                 blob_dir=bench.blobs.root, state_db=Path(tmp) / "node.db", metrics_port=0,
                                 poll_interval=0.005, max_batch=64, device="cpu")
-        node, thread = run_node(bench, settings)
+        background = BackgroundNode(settings)
+        node = background.node
         try:
             wait_settled(node, [], 1)
             # Latency: one job at a time.
@@ -182,7 +164,7 @@ def main() -> None:
             wait_settled(node, [j for j, _ in opened], 300)
             throughput = args.jobs / (time.perf_counter() - start)
         finally:
-            stop_node(node, thread)
+            background.stop()
         report["latency_overhead_ms"] = {"median": statistics.median(overheads), "p99": percentile(overheads, 99),
                                          "jobs": len(overheads)}
         report["throughput"] = {"requests_mined_per_s": baseline, "jobs_settled_per_s": throughput,

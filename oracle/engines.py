@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from oracle.errors import FailureCode, JobFailure
-
-log = logging.getLogger(__name__)
 
 FORMAT_ONNX = 0
 FORMAT_TORCHSCRIPT = 1

@@ -41,11 +41,6 @@ class HealthServer:
         self._host, self._port = host, port
         self._server: asyncio.Server | None = None
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self._host, self._port)
 

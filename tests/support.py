@@ -15,6 +15,7 @@ from web3.contract.contract import ContractFunction
 from omnitensor.chain import Chain, Event, EventDecoder, Signer
 from omnitensor.compiler import CONTRACTS
 from omnitensor.errors import ContractRevert
+from omnitensor.jobs import job_from_event
 from omnitensor.manifest import Manifest
 
 OMNIT = 10**18
@@ -110,14 +111,7 @@ class Net:
         return tuple(self.call(self.market.functions.balanceOf(address)))  # type: ignore[return-value]
 
 
-JOB_FIELDS = ("requester", "node", "modelOwner", "modelId", "modelFee", "nodeFee", "deadline",
-              "fallbackAt")
-
-
-def job_tuple(args: dict[str, Any]) -> tuple[Any, ...]:
-    """The `Job` struct of a JobOpened event, ready to pass back to the contract."""
-    requester = to_checksum_address((args["jobId"] >> 64).to_bytes(20, "big"))
-    return tuple(requester if field == "requester" else args[field] for field in JOB_FIELDS)
+job_tuple = job_from_event  # the name the contract tests read best with
 
 
 @contextlib.contextmanager

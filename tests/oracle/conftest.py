@@ -3,10 +3,8 @@ by the test and the node, and real nodes running against the test chain."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from omnitensor import tensors
 from omnitensor.anvil import dev_keys
 from omnitensor.blobs import BlobStore, blob_uri
 from oracle import demo
-from oracle.node import OracleNode
+from oracle.background import BackgroundNode
 from oracle.settings import NodeSettings
 from tests.support import OMNIT, ROLES, Net
 
@@ -40,39 +38,6 @@ def torch_model(digits: demo.DigitsData) -> bytes:
     return demo.digits_torchscript(digits)
 
 
-class RunningNode:
-    """An oracle node running its own event loop in a background thread."""
-
-    def __init__(self, settings: NodeSettings) -> None:
-        self.node = OracleNode(settings)
-        self.node.setup()
-        self.error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # surfaced to the test by stop()
-            self.error = exc
-
-    async def _serve(self) -> None:
-        await self.node.start_health()
-        try:
-            await self.node.run_forever()
-        finally:
-            await self.node.cleanup()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.node.stop)
-            self._thread.join(timeout=30)
-        if self.error is not None:
-            raise self.error
-
-
 class Oracle:
     """The test's view of the network: open jobs with tensors, wait for their settlement."""
 
@@ -80,7 +45,7 @@ class Oracle:
         self.net = net
         self.blobs = blobs
         self.tmp = tmp
-        self.nodes: list[RunningNode] = []
+        self.nodes: list[BackgroundNode] = []
 
     def settings(self, role: str = "node1", **overrides: Any) -> NodeSettings:
         values: dict[str, Any] = {
@@ -95,9 +60,9 @@ class Oracle:
     def fund_node(self, role: str) -> None:
         self.net.omnit(role, 100 * OMNIT)
 
-    def start(self, role: str = "node1", **overrides: Any) -> RunningNode:
+    def start(self, role: str = "node1", **overrides: Any) -> BackgroundNode:
         self.fund_node(role)
-        running = RunningNode(self.settings(role, **overrides))
+        running = BackgroundNode(self.settings(role, **overrides))
         self.nodes.append(running)
         return running
 
@@ -155,5 +120,3 @@ def oracle(net: Net, tmp_path: Path) -> Iterator[Oracle]:
     for running in o.nodes:
         running.stop()
 
-
-StartNode = Callable[..., RunningNode]
