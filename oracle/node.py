@@ -21,6 +21,7 @@ from omnitensor import tensors
 from omnitensor.blobs import BlobError, BlobStore, BlobTooLarge, DigestMismatch, blob_uri
 from omnitensor.chain import Chain, EventDecoder, Signer
 from omnitensor.errors import ChainError, ContractRevert
+from omnitensor.jobs import job_from_event
 from omnitensor.keys import account_from_key, load_keystore
 from omnitensor.manifest import Manifest, default_manifest_path
 from omnitensor.paths import DEFAULT_STATE_DIR
@@ -35,6 +36,7 @@ log = logging.getLogger("omnitensor.node")
 ZERO32 = b"\x00" * 32
 MAX_INLINE_OUTPUT = 8192  # the market's MAX_INLINE_BYTES
 GIVE_UP_AFTER = 5  # settlement attempts before a job is left to its refund
+SHUTDOWN_TIMEOUT_S = 30.0
 FRESH_S = 1.0  # a job seen by intake this recently is known open from the events read
 EVENTS = ("JobOpened", "AllocationJobOpened", "JobFulfilled", "JobFailed", "JobRefunded")
 
@@ -147,6 +149,10 @@ class OracleNode:
         tasks = [asyncio.create_task(c) for c in (self._intake_loop(), self._work_loop(), self._usage_loop())]
         stopper = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        # The loops stop themselves between steps: cancelling one would leave its worker thread running
+        # against the state file while cleanup closes it. Only a loop stuck past the timeout is cancelled.
+        self._stop.set()
+        await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -191,8 +197,15 @@ class OracleNode:
         self.signer.nonces.resync()
 
     # ── intake ───────────────────────────────────────────────────────────
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps, waking early when the node is stopped."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
     async def _intake_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 found = await asyncio.to_thread(self.poll_once)
             except ChainError as exc:
@@ -201,7 +214,7 @@ class OracleNode:
             if found:
                 self._wake.set()
             else:
-                await asyncio.sleep(self.settings.poll_interval)
+                await self._pause(self.settings.poll_interval)
 
     def poll_once(self) -> int:
         """Reads the next range of market events; returns how many were handled."""
@@ -252,10 +265,7 @@ class OracleNode:
     def _handle(self, event: Any) -> None:
         a = event.args
         if event.name == "JobOpened":
-            requester = "0x" + (a["jobId"] >> 64).to_bytes(20, "big").hex()
-            job = (self.chain.w3.to_checksum_address(requester), a["node"], a["modelOwner"], a["modelId"],
-                   a["modelFee"], a["nodeFee"], a["deadline"], a["fallbackAt"])
-            self.state.add_job(a["jobId"], a["node"], a["modelId"], job, a["inputDigest"], a["input"],
+            self.state.add_job(a["jobId"], a["node"], a["modelId"], job_from_event(a), a["inputDigest"], a["input"],
                                a["fallbackAt"], a["deadline"], event.block_number)
         elif event.name == "AllocationJobOpened":
             self.state.set_allocation(a["jobId"], a["allocationId"])
@@ -266,7 +276,7 @@ class OracleNode:
     # ── worker ───────────────────────────────────────────────────────────
     async def _work_loop(self) -> None:
         s = self.settings
-        while True:
+        while not self._stop.is_set():
             now = self.status.chain_time or int(time.time())
             self.state.expire(now)
             jobs = [j for j in self.state.runnable(self.me, now, s.fallback_grace, s.max_batch * 8)
@@ -316,17 +326,16 @@ class OracleNode:
             closed = {j.job_id for j, c in zip(stale, commitments, strict=True) if c == ZERO32}
             self.state.close_jobs(sorted(closed), "closed-elsewhere")
             batch = [j for j in batch if j.job_id not in closed]
-        live = batch
-        if not live:
+        if not batch:
             return []
         started = time.time()
         try:
-            engine = self.models.get(live[0].model_id)
+            engine = self.models.get(batch[0].model_id)
         except JobFailure as exc:
-            return [Outcome(j, exc.failure, queue_s=started - j.seen_at) for j in live]
+            return [Outcome(j, exc.failure, queue_s=started - j.seen_at) for j in batch]
         outcomes: list[Outcome] = []
         runnable: list[tuple[StoredJob, dict[str, np.ndarray]]] = []
-        for job in live:
+        for job in batch:
             try:
                 feeds = tensors.decode(self._input_bytes(job))
                 check_feeds(engine, feeds)
@@ -440,7 +449,9 @@ class OracleNode:
     # ── allocations ──────────────────────────────────────────────────────
     async def _usage_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.usage_report_interval)
+            await self._pause(self.settings.usage_report_interval)
+            if self._stop.is_set():
+                return
             await asyncio.to_thread(self.report_usage)
 
     def report_usage(self) -> None:

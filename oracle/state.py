@@ -73,7 +73,8 @@ class NodeState:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:  # waits for a statement another thread is running
+            self._db.close()
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
