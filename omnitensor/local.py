@@ -10,11 +10,24 @@ import threading
 from pathlib import Path
 
 from omnitensor.anvil import Anvil, dev_keys, port_in_use
-from omnitensor.chain import Chain
+from omnitensor.chain import Chain, Signer
 from omnitensor.deploy import DeployParams, deploy
 from omnitensor.errors import OmniTensorError
 from omnitensor.keys import account_from_key
+from omnitensor.manifest import Manifest
 from omnitensor.paths import DEFAULT_STATE_DIR
+
+DEV_FUNDED = range(1, 5)  # anvil accounts 1–4: enough OMNIT to stake a node or deposit as a requester
+DEV_GRANT = 10_000 * 10**18
+
+
+def fund_dev_accounts(chain: Chain, manifest: Manifest) -> None:
+    """Gives the local development accounts OMNIT from the deployer's supply, so that a node can stake
+    (`omnitensor-node` with one of their keys) without an extra step."""
+    deployer = Signer.from_key(chain, dev_keys()[0])
+    token = chain.contract("OmniToken", manifest.token)
+    for i in DEV_FUNDED:
+        deployer.send(token.functions.transfer(account_from_key(dev_keys()[i]).address, DEV_GRANT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         chain = Chain(anvil.url)
         path = state_dir / "deployments" / f"{chain.chain_id}.json"
         manifest, deployed = deploy(chain, account_from_key(dev_keys()[0]), DeployParams(), path)
+        if deployed:
+            fund_dev_accounts(chain, manifest)
     except OmniTensorError as exc:
         anvil.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"chain:    {anvil.url} (chain id {chain.chain_id}, state in {anvil.state_file})")
     print(f"contracts {'deployed' if deployed else 'found from the earlier run'}; manifest: {path}")
+    if deployed:
+        print(f"anvil accounts {DEV_FUNDED.start}–{DEV_FUNDED.stop - 1} got {DEV_GRANT // 10**18:,} OMNIT each")
     print(path.read_text(), end="")
     print("running; press Ctrl-C to stop", flush=True)
     stop = threading.Event()

@@ -27,11 +27,14 @@ if [[ ! -d node_modules || "$(cat build/.npm-stamp 2>/dev/null)" != "$npm_stamp"
   echo "$npm_stamp" > build/.npm-stamp
 fi
 
-py_stamp="$(stamp pyproject.toml)-${extras}"
-if [[ ! -x .venv/bin/python || "$(cat build/.pip-stamp 2>/dev/null)" != "$py_stamp" ]]; then
+py_hash="$(stamp pyproject.toml)"
+installed="$(cat build/.pip-stamp 2>/dev/null || true)"
+# Up to date when pyproject.toml is unchanged and the extras asked for were installed (an install with the
+# test extra also serves the plain run command, so switching between the two commands installs nothing).
+if [[ ! -x .venv/bin/python || ( "$installed" != "$py_hash-$extras" && ( -n "$extras" || "${installed%%-*}" != "$py_hash" ) ) ]]; then
   echo "==> Python environment (.venv${extras:+, extras: $extras})"
   [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
-  echo "$py_stamp" > build/.pip-stamp
+  echo "$py_hash-$extras" > build/.pip-stamp
 fi
