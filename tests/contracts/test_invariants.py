@@ -53,6 +53,10 @@ class MarketMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.net.revert_to(self.snapshot)
 
+    def _active(self, node: str) -> bool:
+        """A node slashed below the minimum stake takes no new work."""
+        return self.stake[node] >= STAKE
+
     def _expect_revert(self, role: str, fn: Any) -> None:
         with pytest.raises(ContractRevert):
             self.net.send(role, fn)
@@ -74,7 +78,7 @@ class MarketMachine(RuleBasedStateMachine):
     def open_job(self, who: str, node: str, ttl: int) -> None:
         fee = MODEL_PRICE + NODE_PRICE[node]
         fn = self.net.market.functions.openJob(1, self.net.addr(node), OMNIT, self.net.now() + ttl, ZERO, b"x")
-        if fee > self.available[who]:
+        if fee > self.available[who] or not self._active(node):
             self._expect_revert(who, fn)
             return
         args = self.net.event(self.net.send(who, fn), "JobOpened")
@@ -135,16 +139,18 @@ class MarketMachine(RuleBasedStateMachine):
     def refund(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self.jobs))
         fn = self.net.market.functions.refund(job.job_id, job.job)
-        if self.net.now() + 1 <= job.job[6]:
+        now, deadline = self.net.now(), job.job[6]
+        if now + 2 <= deadline:  # still before the deadline when mined
             self._expect_revert("carol", fn)
-            return
-        self.net.send("carol", fn)
-        self._settled(job, "carol", failed=True)
+        elif now > deadline:
+            self.net.send("carol", fn)
+            self._settled(job, "carol", failed=True)
+        # else: the next block's timestamp may land on either side of the deadline; nothing to check
 
     @rule(who=st.sampled_from(USERS), node=st.sampled_from(NODES), seconds=st.integers(1, 3000))
     def open_allocation(self, who: str, node: str, seconds: int) -> None:
         fn = self.net.market.functions.openAllocation(self.net.addr(node), seconds, 1000)
-        if seconds * PER_SECOND > self.available[who]:
+        if seconds * PER_SECOND > self.available[who] or not self._active(node):
             self._expect_revert(who, fn)
             return
         allocation_id = self.net.event(self.net.send(who, fn), "AllocationOpened")["allocationId"]
@@ -180,7 +186,11 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(NODES), amount=st.integers(1, 5 * OMNIT))
     def slash(self, node: str, amount: int) -> None:
-        self.net.send("admin", self.net.market.functions.slash(self.net.addr(node), amount))
+        fn = self.net.market.functions.slash(self.net.addr(node), amount)
+        if amount > self.stake[node]:
+            self._expect_revert("admin", fn)
+            return
+        self.net.send("admin", fn)
         self.stake[node] -= amount
 
     @invariant()
