@@ -5,6 +5,7 @@ The backend and the oracle node both use this module; neither talks to web3 dire
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -163,10 +164,37 @@ class Chain:
     def encoder(self, contract: str, function: str) -> Callable[..., str]:
         """A fast calldata encoder for one function (eth_abi straight from the artifact's ABI): web3's
         argument validation costs milliseconds on large struct arrays, which is too much on a node's hot path."""
-        item = next(i for i in load_artifact(contract)["abi"] if i.get("name") == function and i["type"] == "function")
+        return self._encoder(contract, function)
+
+    @staticmethod
+    @functools.cache
+    def _encoder(contract: str, function: str) -> Callable[..., str]:
+        item = Chain._function_abi(contract, function)
         selector = function_signature_to_4byte_selector(abi_to_signature(item))
         types = [_abi_type(i) for i in item["inputs"]]
         return lambda *args: "0x" + (selector + abi_encode(types, list(args))).hex()
+
+    def views(self, calls: list[tuple[str, str, str, tuple[Any, ...]]], block: str = "latest") -> list[Any]:
+        """Several view calls `(contract, address, function, args)` in one JSON-RPC batch; each result decoded
+        as `call` does. For read paths where one round trip matters."""
+        requests = []
+        outputs = []
+        for contract, address, function, args in calls:
+            item = self._function_abi(contract, function)
+            requests.append(("eth_call", [{"to": address, "data": self.encoder(contract, function)(*args)}, block]))
+            outputs.append(item["outputs"])
+        results = self.batch_rpc(requests) if len(requests) > 1 else [self.rpc(*requests[0])]
+        decoded = []
+        for raw, outs in zip(results, outputs, strict=True):
+            values = abi_decode([_abi_type(o) for o in outs], bytes(HexBytes(raw)))
+            values = tuple(_checksummed(o, v) for o, v in zip(outs, values, strict=True))
+            decoded.append(values[0] if len(values) == 1 else values)
+        return decoded
+
+    @staticmethod
+    @functools.cache
+    def _function_abi(contract: str, function: str) -> dict[str, Any]:
+        return next(i for i in load_artifact(contract)["abi"] if i.get("name") == function and i["type"] == "function")
 
     def call(self, fn: ContractFunction, *, sender: str | None = None, block: str | int = "latest") -> Any:
         """`eth_call` of a contract function; returns the decoded output (one value, or a tuple)."""

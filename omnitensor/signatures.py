@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 
 from omnitensor.chain import Chain
 
-_FORWARD_REQUEST = [
+FORWARD_REQUEST_TYPES = [
     {"name": "from", "type": "address"},
     {"name": "to", "type": "address"},
     {"name": "value", "type": "uint256"},
@@ -39,6 +39,11 @@ def sign_permit(
     return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
 
+def forward_request_domain(chain: Chain, forwarder: str) -> dict[str, Any]:
+    """The EIP-712 domain of OmniForwarder (the name given to its constructor)."""
+    return {"name": "OmniTensor Forwarder", "version": "1", "chainId": chain.chain_id, "verifyingContract": forwarder}
+
+
 def sign_forward_request(
     chain: Chain,
     account: LocalAccount,
@@ -56,8 +61,8 @@ def sign_forward_request(
         contract = chain.contract("OmniForwarder", forwarder)
         nonce = chain.call(contract.functions.nonces(account.address))
     payload = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
-    domain = {"name": "OmniTensor Forwarder", "version": "1", "chainId": chain.chain_id, "verifyingContract": forwarder}
+    domain = forward_request_domain(chain, forwarder)
     message = {"from": account.address, "to": to, "value": value, "gas": gas, "nonce": nonce,
                "deadline": deadline, "data": payload}
-    signed = account.sign_typed_data(domain, {"ForwardRequest": _FORWARD_REQUEST}, message)
+    signed = account.sign_typed_data(domain, {"ForwardRequest": FORWARD_REQUEST_TYPES}, message)
     return (account.address, to, value, gas, deadline, payload, bytes(signed.signature))

@@ -4,6 +4,7 @@ Small payloads travel inline in the job's event; large ones go to the blob store
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,8 +27,9 @@ class TensorDecodeError(OmniTensorError, ValueError):
     code = "bad_tensor_payload"
 
 
-def encode(tensors: Mapping[str, np.ndarray]) -> bytes:
-    return st_save({name: np.ascontiguousarray(array) for name, array in tensors.items()})
+def encode(tensors: Mapping[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+    """`metadata` goes into the archive's `__metadata__` header (nodes put their engine time there)."""
+    return st_save({name: np.ascontiguousarray(array) for name, array in tensors.items()}, metadata=metadata)
 
 
 def decode(payload: bytes) -> dict[str, np.ndarray]:
@@ -35,3 +37,16 @@ def decode(payload: bytes) -> dict[str, np.ndarray]:
         return dict(st_load(payload))
     except (SafetensorError, ValueError, TypeError) as exc:  # safetensors raises several kinds on bad input
         raise TensorDecodeError(f"not a safetensors archive: {exc}") from exc
+
+
+def metadata(payload: bytes) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors archive (empty when none or unreadable)."""
+    if len(payload) < 8:
+        return {}
+    size = int.from_bytes(payload[:8], "little")
+    try:
+        header = json.loads(payload[8:8 + size])
+    except ValueError:
+        return {}
+    found = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

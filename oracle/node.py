@@ -379,7 +379,7 @@ class OracleNode:
             rows = next(iter(feeds.values())).shape[0] if feeds else 1
             share = engine_s * rows / total_rows  # GPU time billed to each job in proportion to its rows
             outcome = Outcome(job, engine_s=share, queue_s=time.time() - engine_s - job.seen_at, batch=len(runnable))
-            payload = tensors.encode(result)
+            payload = tensors.encode(result, metadata={"engine_ms": f"{share * 1000:.3f}", "batch": str(len(runnable))})
             if len(payload) <= MAX_INLINE_OUTPUT:
                 outcome.output = payload
             else:

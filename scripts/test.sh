@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
-.venv/bin/ruff check omnitensor oracle benchmarks tests
+.venv/bin/ruff check omnitensor oracle backend benchmarks tests
 exec .venv/bin/python -m pytest "$@"
