@@ -42,6 +42,16 @@ def api_settings(net: Net, tmp: Path, **overrides: Any) -> ApiSettings:
     return ApiSettings(**values)
 
 
+def error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Asserts the API's one error body, with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["code"] == code, body
+    assert set(body) == {"code", "message", "details", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
 class Api:
     """A running app and helpers to act as its users."""
 
