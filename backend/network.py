@@ -55,7 +55,7 @@ class Network:
     def active_nodes(self, max_age: float = 2.0) -> list[dict[str, Any]]:
         """Active nodes with their prices (cached briefly: every inference needs the highest node price)."""
         fetched_at, nodes = self._nodes
-        if time.monotonic() - fetched_at < max_age:
+        if nodes and time.monotonic() - fetched_at < max_age:  # "none" is never cached: a node may just have joined
             return nodes
         (addresses,) = self.views(("ComputeMarket", "getActiveNodes", (0, 200)))
         infos = self.views(*[("ComputeMarket", "getNode", (a,)) for a in addresses]) if addresses else []

@@ -1,0 +1,157 @@
+"""Inference through the API with a real oracle node: JSON and binary inputs, waiting and not, job resources,
+fees, errors, idempotent retries, and isolation between accounts."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+from omnitensor import tensors
+from tests.backend.conftest import Api, error
+from tests.support import OMNIT
+
+MODEL_PRICE = OMNIT // 50
+NODE_PRICE = OMNIT // 100  # NodeSettings' default price per job
+
+
+def tensor_json(x: np.ndarray) -> dict:
+    return {"input": {"dtype": str(x.dtype), "shape": list(x.shape), "data": x.ravel().tolist()}}
+
+
+def test_inference_waits_for_the_node_and_returns_its_outputs(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(api.account(), onnx_model, price=MODEL_PRICE)["model_id"]
+    api.start_node()
+    x = np.random.default_rng(1).random((3, 64), dtype=np.float32)
+    r = api.client.post(f"/ai/models/{model_id}/inference", json={"inputs": tensor_json(x)}, headers=user["headers"])
+    assert r.status_code == 200, r.text
+    job = r.json()
+    expected_label, expected_probs = ort.InferenceSession(onnx_model).run(None, {"input": x})
+    assert job["status"] == "settled"
+    assert job["outputs"]["label"]["data"] == expected_label.tolist()
+    np.testing.assert_allclose(np.array(job["outputs"]["probabilities"]["data"]).reshape(3, 10), expected_probs,
+                               rtol=1e-6)
+    assert job["fee_charged_wei"] == str(MODEL_PRICE + NODE_PRICE)
+    assert job["timings"]["engine_ms"] > 0
+    assert job["timings"]["onchain_ms"] > 0
+    assert job["settle_tx"].startswith("0x")
+    balance = api.client.get("/account/balance", headers=user["headers"]).json()
+    assert balance["available_wei"] == str(OMNIT - MODEL_PRICE - NODE_PRICE)
+    assert balance["locked_wei"] == "0"
+    # The job resource says the same, and lists it.
+    again = api.client.get(f"/ai/jobs/{job['job_id']}", headers=user["headers"]).json()
+    assert again == job
+    listed = api.client.get("/ai/jobs", headers=user["headers"]).json()
+    assert [j["job_id"] for j in listed["items"]] == [job["job_id"]]
+
+
+def test_binary_inputs_large_inputs_and_not_waiting(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    api.start_node()
+    big = np.random.default_rng(2).random((64, 64), dtype=np.float32)  # 16 KiB: goes by digest, not inline
+    r = api.client.post(f"/ai/models/{model_id}/inference", content=tensors.encode({"input": big}),
+                        params={"wait": "false"},
+                        headers={**user["headers"], "Content-Type": "application/octet-stream"})
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "pending"
+    assert r.headers["location"] == f"/ai/jobs/{r.json()['job_id']}"
+    job_id = r.json()["job_id"]
+    for _ in range(200):
+        job = api.client.get(f"/ai/jobs/{job_id}", headers=user["headers"]).json()
+        if job["status"] != "pending":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "settled"
+    (expected, _) = ort.InferenceSession(onnx_model).run(None, {"input": big})
+    assert job["outputs"]["label"]["data"] == expected.tolist()
+
+
+def test_failed_jobs_are_refunded_and_reported(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    api.start_node()
+    wrong = np.zeros((1, 63), np.float32)  # the model takes 64 features
+    r = api.client.post(f"/ai/models/{model_id}/inference", json={"inputs": tensor_json(wrong)},
+                        headers=user["headers"])
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "failed"
+    assert r.json()["failure_code"] == 4  # INPUT_SHAPE_MISMATCH
+    assert r.json()["fee_charged_wei"] == "0"
+    assert api.client.get("/account/balance", headers=user["headers"]).json()["available_wei"] == str(OMNIT)
+
+
+def test_inference_errors(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    x = tensor_json(np.zeros((1, 64), np.float32))
+    url = f"/ai/models/{model_id}/inference"
+    error(api.client.post(url, json={"inputs": x}, headers=user["headers"]), 503, "no_node_available")
+    api.start_node()
+    error(api.client.post("/ai/models/77/inference", json={"inputs": x}, headers=user["headers"]), 404,
+          "model_not_found")
+    poor = api.account()
+    body = error(api.client.post(url, json={"inputs": x}, headers=poor["headers"]), 402, "insufficient_deposit")
+    assert body["details"]["revert"]["error"] == "MarketInsufficientDeposit"
+    error(api.client.post(url, json={"inputs": x, "max_fee_wei": "1"}, headers=user["headers"]), 409,
+          "fee_above_max")
+    bad = {"input": {"dtype": "float32", "shape": [2, 64], "data": [0.0] * 64}}
+    error(api.client.post(url, json={"inputs": bad}, headers=user["headers"]), 422, "invalid_tensor")
+    error(api.client.post(url, json={"inputs": {"input": {"dtype": "complex", "shape": [1], "data": [1]}}},
+                          headers=user["headers"]), 422, "validation_error")
+    huge = {"input": {"dtype": "float64", "shape": [1024, 1024], "data": [0.0]}}
+    error(api.client.post(url, json={"inputs": huge}, headers=user["headers"]), 413, "tensor_too_large")
+    error(api.client.post(url, content=b"not safetensors", headers={**user["headers"],
+                                                                    "Content-Type": "application/octet-stream"}),
+          422, "invalid_tensor")
+    # Nothing was charged for any of it.
+    assert api.client.get("/account/balance", headers=user["headers"]).json()["available_wei"] == str(OMNIT)
+
+
+def test_a_retried_request_opens_one_job(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(api.account(), onnx_model)["model_id"]
+    api.start_node()
+    headers = {**user["headers"], "Idempotency-Key": "order-42"}
+    body = {"inputs": tensor_json(np.ones((1, 64), np.float32))}
+    first = api.client.post(f"/ai/models/{model_id}/inference", json=body, headers=headers)
+    second = api.client.post(f"/ai/models/{model_id}/inference", json=body, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["job_id"] == second.json()["job_id"]
+    assert len(api.client.get("/ai/jobs", headers=user["headers"]).json()["items"]) == 1
+    assert api.client.get("/account/balance", headers=user["headers"]).json()["available_wei"] == str(
+        OMNIT - MODEL_PRICE - NODE_PRICE)
+    other_body = {"inputs": tensor_json(np.zeros((1, 64), np.float32))}
+    error(api.client.post(f"/ai/models/{model_id}/inference", json=other_body, headers=headers), 422,
+          "idempotency_key_reused")
+
+
+def test_accounts_cannot_see_each_others_jobs(api: Api, onnx_model: bytes) -> None:
+    alice, mallory = api.account(deposit=OMNIT), api.account(deposit=OMNIT)
+    model_id = api.upload_model(alice, onnx_model)["model_id"]
+    api.start_node()
+    job = api.client.post(f"/ai/models/{model_id}/inference", json={"inputs": tensor_json(
+        np.zeros((1, 64), np.float32))}, headers=alice["headers"]).json()
+    error(api.client.get(f"/ai/jobs/{job['job_id']}", headers=mallory["headers"]), 404, "job_not_found")
+    assert api.client.get("/ai/jobs", headers=mallory["headers"]).json()["items"] == []
+
+
+def test_jobs_nobody_settles_are_refunded_after_their_deadline(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    api.net.register_node("node2")  # registered, but never runs
+    r = api.client.post(f"/ai/models/{model_id}/inference", params={"wait": "false"}, headers=user["headers"],
+                        json={"inputs": tensor_json(np.zeros((1, 64), np.float32)), "ttl_s": 30})
+    assert r.status_code == 202, r.text
+    assert api.client.get("/account/balance", headers=user["headers"]).json()["locked_wei"] != "0"
+    api.net.advance(45)
+    for _ in range(100):
+        job = api.client.get(f"/ai/jobs/{r.json()['job_id']}", headers=user["headers"]).json()
+        if job["status"] != "pending":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "refunded"
+    balance = api.client.get("/account/balance", headers=user["headers"]).json()
+    assert (balance["available_wei"], balance["locked_wei"]) == (str(OMNIT), "0")
