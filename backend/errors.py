@@ -89,7 +89,7 @@ _REVERTS: dict[str, tuple[type[ApiError], str]] = {
     "MarketInsufficientDeposit": (PaymentRequired, "insufficient_deposit"),
     "ERC20InsufficientBalance": (PaymentRequired, "insufficient_balance"),
     "MarketNoActiveNode": (Unavailable, "no_node_available"),
-    "MarketNodeNotActive": (Unavailable, "node_not_active"),
+    "MarketNodeNotActive": (Invalid, "node_not_active"),
     "MarketNodeNotRegistered": (NotFound, "node_not_found"),
     "MarketUnknownModel": (NotFound, "model_not_found"),
     "RegistryUnknownModel": (NotFound, "model_not_found"),

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from backend import effects
 from backend.db import Allocation
 from backend.deps import account_of, errors, principal, services
-from backend.errors import NotFound, Unavailable
+from backend.errors import Conflict, Invalid, NotFound, Unavailable
 from backend.schemas import AllocateRequest, AllocationPage, AllocationView
 from backend.security import Principal
 from backend.services import Services
@@ -23,13 +23,17 @@ AllocationId = Path(ge=1, le=2**64 - 1)
 def choose_node(svc: Services, spec: AllocateRequest) -> str:
     """The caller's node, or the cheapest active node within the caller's price."""
     ceiling = int(spec.max_price_per_second_wei) if spec.max_price_per_second_wei else None
-    nodes = [n for n in svc.net.active_nodes(max_age=0)
-             if (spec.node is None or n["address"].lower() == spec.node.lower())
-             and (ceiling is None or n["price_per_second"] <= ceiling)]
+    nodes = svc.net.active_nodes(max_age=0)
     if not nodes:
-        raise Unavailable("no active node matches" + (f" (node {spec.node})" if spec.node else "")
-                          + (f" at or below {ceiling} wei per second" if ceiling is not None else ""),
-                          code="no_node_available")
+        raise Unavailable("no node is active on the network", code="no_node_available")
+    if spec.node is not None:
+        nodes = [n for n in nodes if n["address"].lower() == spec.node.lower()]
+        if not nodes:
+            raise Invalid(f"node {spec.node} is not an active node", code="node_not_active")
+    if ceiling is not None:
+        nodes = [n for n in nodes if n["price_per_second"] <= ceiling]
+        if not nodes:
+            raise Conflict(f"no active node charges {ceiling} wei per second or less", code="no_node_within_price")
     return min(nodes, key=lambda n: (n["price_per_second"], n["address"]))["address"]
 
 

@@ -180,9 +180,13 @@ def open_job(svc: Services, who: Principal, model_id: int, payload: bytes, node:
     if not model[3]:
         raise Invalid(f"model {model_id} is inactive", code="model_inactive")
     if max_fee is None:
-        nodes = [n for n in svc.net.active_nodes() if node is None or n["address"].lower() == node.lower()]
+        nodes = svc.net.active_nodes()
         if not nodes:
-            raise Unavailable("no active node can run the job", code="no_node_available")
+            raise Unavailable("no node is active on the network", code="no_node_available")
+        if node is not None:
+            nodes = [n for n in nodes if n["address"].lower() == node.lower()]
+            if not nodes:
+                raise Invalid(f"node {node} is not an active node", code="node_not_active")
         max_fee = model[2] + max(n["price_per_job"] for n in nodes)
     digest = ZERO_DIGEST
     if len(payload) > MAX_INLINE_INPUT:

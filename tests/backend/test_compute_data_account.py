@@ -56,7 +56,9 @@ def test_allocation_errors(api: Api) -> None:
           "no_node_available")
     api.net.register_node("node1", per_second=OMNIT // 1000)
     error(api.client.post("/compute/allocate", json={"gpu_seconds": 10, "max_price_per_second_wei": "1"},
-                          headers=user["headers"]), 503, "no_node_available")
+                          headers=user["headers"]), 409, "no_node_within_price")
+    error(api.client.post("/compute/allocate", json={"gpu_seconds": 10, "node": api.net.addr("node2")},
+                          headers=user["headers"]), 422, "node_not_active")
     error(api.client.post("/compute/allocate", json={"gpu_seconds": 10_000}, headers=user["headers"]), 402,
           "insufficient_deposit")
     error(api.client.post("/compute/allocate", json={"gpu_seconds": 0}, headers=user["headers"]), 422,
