@@ -107,7 +107,7 @@ class RelayedTx(Base):
     tx_hash: Mapped[str] = mapped_column(String(66))
     raw_tx: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=now, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | mined | reverted
+    status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | applied | reverted
 
 
 class Job(Base):

@@ -1,6 +1,6 @@
 """What a mined transaction means for the backend's records: the events of a relayed transaction's receipt
-become job, allocation and upload rows. The same function runs after a write returns and after a restart,
-for transactions that were in flight when the backend stopped."""
+become job, allocation and upload rows. Idempotent: it runs after a write is mined and again, after a
+restart, for transactions that were in flight when the backend stopped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.db import Account, Allocation, Database, Job, RelayedTx, Upload
+from backend.db import Allocation, Database, Job, Upload
 from backend.network import Network
 from omnitensor.chain import Event
 from omnitensor.jobs import job_from_event, requester_of
@@ -48,23 +48,3 @@ def apply(db: Database, net: Network, account_id: str, address: str, receipt: di
                     upload.resource_id = args["modelId" if event.name == "ModelRegistered" else "datasetId"]
                     upload.tx_hash, upload.block, upload.status = tx_hash, block, "complete"
     return events
-
-
-def recover(db: Database, net: Network, relay: Any, log: Any) -> int:
-    """Finishes the relayed transactions a stopped backend left in flight; returns how many."""
-    done = 0
-    for row in relay.pending():
-        try:
-            receipt = relay.finish(row)
-        except Exception as exc:  # one stuck transaction must not stop the others' recovery
-            log.warning("relayed transaction %s not recovered: %s", row.tx_hash, exc)
-            continue
-        address = _address_of(db, row)
-        apply(db, net, row.account_id, address, receipt, accepted_at=row.created_at)
-        done += 1
-    return done
-
-
-def _address_of(db: Database, row: RelayedTx) -> str:
-    with db.session() as s:
-        return s.get(Account, row.account_id).address  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ capped per account, per minute and in total."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +17,7 @@ from eth_abi import decode as abi_decode
 from hexbytes import HexBytes
 from sqlalchemy import func, select
 
+from backend import effects
 from backend.db import Account, Database, RelayedTx
 from backend.errors import (
     Conflict,
@@ -29,9 +31,11 @@ from backend.errors import (
 from backend.network import Network
 from backend.security import Credentials
 from backend.settings import ApiSettings
+from omnitensor.chain import Event
 from omnitensor.errors import ContractRevert, TransactionTimeout
 from omnitensor.signatures import FORWARD_REQUEST_TYPES, forward_request_domain, sign_forward_request
 
+Mined = tuple[dict[str, Any], list[Event]]  # a receipt and its decoded events
 REQUEST_TTL_S = 3600  # forward requests expire an hour after signing
 RECEIPT_TIMEOUT_S = 120.0
 
@@ -48,14 +52,16 @@ class Relay:
         self._targets = {net.address(n) for n in ("OmniToken", "Registry", "ComputeMarket")}
 
     # ── custodial accounts, and the request wallet accounts must sign ──
-    def submit(self, account: Account, contract: str, data: str, *, action: str, key: str) -> dict[str, Any]:
-        """Runs `data` on `contract` as `account`; returns the receipt. Raises the decoded revert before
-        anything is signed; a wallet account gets `SignatureRequired` with the request to sign instead."""
+    def submit(self, account: Account, contract: str, data: str, *, action: str, key: str,
+               accepted_at: float | None = None) -> Mined:
+        """Runs `data` on `contract` as `account`; returns the receipt and its events, already applied to the
+        records. Raises the decoded revert before anything is signed; a wallet account gets
+        `SignatureRequired` with the request to sign instead."""
         to = self.net.address(contract)
         with self._locks[account.id]:
             existing = self._existing(account.id, key)
             if existing is not None:
-                return self._finish(existing)
+                return self._finish(existing, account.address)
             self._check_caps(account.id)
             gas, nonce, fees = self._simulate(account.address, to, data)
             deadline = int(time.time()) + REQUEST_TTL_S
@@ -66,10 +72,10 @@ class Relay:
                         account.address, to, data, gas, nonce, deadline), "relay_url": "/relay"})
             signed = sign_forward_request(self.net.chain, self.credentials.signing_key(account), self._forwarder, to,
                                           data, gas=gas, deadline=deadline, nonce=nonce)
-            return self._send(account.id, key, action, signed, gas, fees)
+            return self._send(account, key, action, signed, gas, fees, accepted_at)
 
     # ── wallet accounts: a request the wallet signed ──
-    def relay_signed(self, account: Account, request: dict[str, Any], signature: str, *, key: str) -> dict[str, Any]:
+    def relay_signed(self, account: Account, request: dict[str, Any], signature: str, *, key: str) -> Mined:
         if request["from"].lower() != account.address.lower():
             raise Forbidden("the request's `from` is not the signed-in wallet", code="wrong_signer")
         if request["to"] not in self._targets:
@@ -80,14 +86,14 @@ class Relay:
         with self._locks[account.id]:
             existing = self._existing(account.id, key)
             if existing is not None:
-                return self._finish(existing)
+                return self._finish(existing, account.address)
             self._check_caps(account.id)
             _, _, fees = self._simulate(account.address, request["to"], data)
             (valid,) = self.net.views(("OmniForwarder", "verify", (signed,)))
             if not valid:
                 raise Invalid("the forward request's signature, nonce or deadline is not valid",
                               code="invalid_signature")
-            return self._send(account.id, key, "relay", signed, int(request["gas"]), fees)
+            return self._send(account, key, "relay", signed, int(request["gas"]), fees, None)
 
     # ── internals ──
     def _existing(self, account_id: str, key: str) -> RelayedTx | None:
@@ -139,8 +145,8 @@ class Relay:
                         "deadline": str(deadline), "data": data},
         }
 
-    def _send(self, account_id: str, key: str, action: str, signed: tuple[Any, ...], gas: int,
-              fees: tuple[int, int]) -> dict[str, Any]:
+    def _send(self, account: Account, key: str, action: str, signed: tuple[Any, ...], gas: int,
+              fees: tuple[int, int], accepted_at: float | None) -> Mined:
         data = self.net.calldata("OmniForwarder", "execute", signed)
         # The forwarder needs gas × 64/63 left when it calls (EIP-150), plus its own signature checks and calldata.
         outer_gas = gas * 64 // 63 + 60_000 + 16 * (len(data) // 2)
@@ -154,7 +160,7 @@ class Relay:
                     row = s.get(RelayedTx, row_id[0])
                     row.tx_hash, row.raw_tx = tx_hash, raw  # type: ignore[union-attr]
                     return
-                row = RelayedTx(account_id=account_id, idempotency_key=key, action=action, tx_hash=tx_hash,
+                row = RelayedTx(account_id=account.id, idempotency_key=key, action=action, tx_hash=tx_hash,
                                 raw_tx=raw)
                 s.add(row)
                 s.flush()
@@ -168,34 +174,43 @@ class Relay:
         except ContractRevert as exc:  # reverted on-chain although the simulation passed (state changed between)
             self._mark(row_id, "reverted")
             raise from_revert(exc) from exc
-        self._mark(row_id, "mined")
-        return receipt
+        events = effects.apply(self.db, self.net, account.id, account.address, receipt, accepted_at=accepted_at)
+        self._mark(row_id, "applied")  # only now: a crash before this line is recovered at the next start
+        return receipt, events
 
     def _mark(self, row_id: list[int], status: str) -> None:
         if row_id:
             with self.db.session() as s:
                 s.get(RelayedTx, row_id[0]).status = status  # type: ignore[union-attr]
 
-    def _finish(self, row: RelayedTx) -> dict[str, Any]:
-        """The receipt of an already-recorded transaction: re-broadcast if the chain lost it, then wait."""
+    def _finish(self, row: RelayedTx, address: str) -> Mined:
+        """The receipt of an already-recorded transaction (re-broadcast if the chain lost it), applied."""
         receipt = self.net.chain.receipt(row.tx_hash)
         if receipt is None:
             self.net.relayer.rebroadcast(row.raw_tx)
             receipt = self.net.chain.wait_for_receipt(row.tx_hash, RECEIPT_TIMEOUT_S)
         if receipt is None:
             raise GatewayTimeout(f"transaction {row.tx_hash} is still not mined; retry later")
-        ok = int(receipt["status"], 16) == 1
-        with self.db.session() as s:
-            s.get(RelayedTx, row.id).status = "mined" if ok else "reverted"  # type: ignore[union-attr]
-        if not ok:
+        if int(receipt["status"], 16) != 1:
+            self._mark([row.id], "reverted")
             raise Conflict(f"the relayed transaction {row.tx_hash} reverted", code="relayed_call_failed",
                            details={"tx_hash": row.tx_hash})
-        return receipt
+        events = effects.apply(self.db, self.net, row.account_id, address, receipt, accepted_at=row.created_at)
+        self._mark([row.id], "applied")
+        return receipt, events
 
-    def pending(self) -> list[RelayedTx]:
+    def recover(self, log: logging.Logger) -> int:
+        """Finishes the relayed transactions a stopped backend left unapplied; returns how many."""
         with self.db.session() as s:
-            return list(s.scalars(select(RelayedTx).filter_by(status="sent")))
-
-    def finish(self, row: RelayedTx) -> dict[str, Any]:
-        with self._locks[row.account_id]:
-            return self._finish(row)
+            rows = list(s.scalars(select(RelayedTx).where(RelayedTx.status == "sent")))
+            addresses = {a.id: a.address for a in s.scalars(select(Account).where(
+                Account.id.in_({r.account_id for r in rows})))}
+        done = 0
+        for row in rows:
+            try:
+                with self._locks[row.account_id]:
+                    self._finish(row, addresses[row.account_id])
+                done += 1
+            except Exception as exc:  # one stuck transaction must not stop the others' recovery
+                log.warning("relayed transaction %s not recovered: %s", row.tx_hash, exc)
+        return done

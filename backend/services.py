@@ -9,7 +9,6 @@ import threading
 from dataclasses import dataclass
 
 from backend.db import Database
-from backend.effects import recover
 from backend.jobs import JobWatcher
 from backend.network import Network
 from backend.relay import Relay
@@ -63,7 +62,7 @@ class Services:
         threading.Thread(target=self._recover, name="recovery", daemon=True).start()
 
     def _recover(self) -> None:
-        done = recover(self.db, self.net, self.relay, log)
+        done = self.relay.recover(log)
         if done:
             log.info("recovered %d relayed transactions left in flight", done)
 

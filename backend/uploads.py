@@ -33,11 +33,13 @@ class UploadStore:
         self.ttl_s = ttl_s
 
     def create(self, account_id: str, kind: str, *, size: int, sha256: str, max_bytes: int, name: str = "",
-               fmt: str | None = None, price_wei: str | None = None, meta: dict[str, Any] | None = None) -> Upload:
+               fmt: str | None = None, price_wei: str | None = None, meta: dict[str, Any] | None = None,
+               single: bool = False) -> Upload:
+        """A new session; `single`: the whole file arrives as one chunk (a one-request upload)."""
         if size > max_bytes:
             raise TooLarge(f"a {kind} may be at most {max_bytes} bytes; this one is {size}", code="upload_too_large",
                            details={"max_bytes": max_bytes})
-        chunk = min(self.chunk_bytes, size)
+        chunk = size if single else min(self.chunk_bytes, size)
         row = Upload(id=new_id("upl"), account_id=account_id, kind=kind, name=name, format=fmt, price_wei=price_wei,
                      meta=json.dumps(meta or {}), size=size, sha256=sha256.lower(), chunk_size=chunk,
                      chunk_count=-(-size // chunk), expires_at=time.time() + self.ttl_s)

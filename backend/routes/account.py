@@ -50,7 +50,7 @@ async def _write(request: Request, who: Principal, contract: str, action: str, c
 
     def handler(key: str) -> tuple[int, dict[str, Any]]:
         account = account_of(svc, who)
-        receipt = svc.relay.submit(account, contract, calldata(svc, account), action=action, key=key)
+        receipt, _ = svc.relay.submit(account, contract, calldata(svc, account), action=action, key=key)
         return 200, {"tx_hash": receipt["transactionHash"], "block": int(receipt["blockNumber"], 16),
                      "balance": balance(svc, account.address)}
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from backend import effects
 from backend.db import Allocation
 from backend.deps import account_of, errors, principal, services
 from backend.errors import Conflict, Invalid, NotFound, Unavailable
@@ -67,8 +66,7 @@ async def allocate(request: Request, body: AllocateRequest, who: Principal = Dep
         node = choose_node(svc, body)
         account = account_of(svc, who)
         call = svc.net.calldata("ComputeMarket", "openAllocation", node, body.gpu_seconds, body.duration_s)
-        receipt = svc.relay.submit(account, "ComputeMarket", call, action="open_allocation", key=key)
-        events = effects.apply(svc.db, svc.net, account.id, account.address, receipt)
+        _, events = svc.relay.submit(account, "ComputeMarket", call, action="open_allocation", key=key)
         allocation_id = next(e.args["allocationId"] for e in events if e.name == "AllocationOpened")
         return 201, allocation_view(svc, _own(svc, who, allocation_id))
 
@@ -104,8 +102,7 @@ async def close_allocation(request: Request, allocation_id: int = AllocationId,
         row = _own(svc, who, allocation_id)
         account = account_of(svc, who)
         call = svc.net.calldata("ComputeMarket", "closeAllocation", allocation_id)
-        receipt = svc.relay.submit(account, "ComputeMarket", call, action="close_allocation", key=key)
-        effects.apply(svc.db, svc.net, account.id, account.address, receipt)
+        svc.relay.submit(account, "ComputeMarket", call, action="close_allocation", key=key)
         return 200, allocation_view(svc, _own(svc, who, row.allocation_id))
 
     return await request.app.state.idempotency.run(request, svc, who, handler)

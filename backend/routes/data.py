@@ -46,7 +46,7 @@ async def upload_dataset(
             raise Invalid("a binary upload needs the name and sha256 query parameters", code="validation_error")
         size = check_single_size(svc, request)
         row = await run_in_threadpool(svc.uploads.create, who.account_id, "dataset", size=size, sha256=sha256,
-                                      max_bytes=svc.settings.max_dataset_bytes, name=name)
+                                      max_bytes=svc.settings.max_dataset_bytes, name=name, single=True)
         return await one_request(request, svc, who, row)
     spec = _parse(DatasetUploadRequest, await request.body())
     if len(json.dumps(spec.metadata)) > 3500:  # the registry keeps at most 4096 bytes of metadata text

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select
 
-from backend import effects
 from backend.db import Job
 from backend.deps import account_of, errors, principal, services
 from backend.errors import Invalid, NotFound, TooLarge, Unavailable
@@ -95,7 +94,7 @@ async def upload_model(
         size = check_single_size(svc, request)
         row = await run_in_threadpool(
             svc.uploads.create, who.account_id, "model", size=size, sha256=sha256 or "0" * 64,
-            max_bytes=svc.settings.max_model_bytes, name=name, fmt=format, price_wei=price_wei)
+            max_bytes=svc.settings.max_model_bytes, name=name, fmt=format, price_wei=price_wei, single=True)
         if sha256 is None:  # the client did not give one: the session takes the digest of what arrives
             return await _unchecked_single(request, svc, who, row)
         return await one_request(request, svc, who, row)
@@ -195,8 +194,7 @@ def open_job(svc: Services, who: Principal, model_id: int, payload: bytes, node:
     call = svc.net.calldata("ComputeMarket", "openJob", model_id, node or ZERO_ADDRESS, max_fee,
                             int(time.time()) + ttl, digest, payload)
     account = account_of(svc, who)
-    receipt = svc.relay.submit(account, "ComputeMarket", call, action="open_job", key=key)
-    events = effects.apply(svc.db, svc.net, account.id, account.address, receipt, accepted_at=accepted_at)
+    _, events = svc.relay.submit(account, "ComputeMarket", call, action="open_job", key=key, accepted_at=accepted_at)
     job_id = next(e.args["jobId"] for e in events if e.name == "JobOpened")
     return 202, {"job_id": str(job_id)}
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
-from backend import effects
 from backend.deps import account_of, errors, principal, services
 from backend.errors import Forbidden, NotFound
 from backend.schemas import Health, RelayRequest, RelayResult
@@ -63,8 +62,8 @@ async def relay(request: Request, body: RelayRequest, who: Principal = Depends(p
 
     def handler(key: str) -> tuple[int, dict[str, Any]]:
         account = account_of(svc, who)
-        receipt = svc.relay.relay_signed(account, body.request.model_dump(by_alias=True), body.signature, key=key)
-        events = effects.apply(svc.db, svc.net, account.id, account.address, receipt)
+        receipt, events = svc.relay.relay_signed(account, body.request.model_dump(by_alias=True), body.signature,
+                                                 key=key)
         return 200, {"tx_hash": receipt["transactionHash"], "block": int(receipt["blockNumber"], 16),
                      "events": [{"name": e.name, "args": {k: _plain(v) for k, v in e.args.items()}} for e in events]}
 

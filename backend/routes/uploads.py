@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from backend import effects
 from backend.db import Upload
 from backend.deps import account_of, errors, principal, services
 from backend.errors import Invalid, TooLarge
@@ -71,8 +70,7 @@ def complete(svc: Services, who: Principal, row: Upload, sha256: str, key: str) 
         else:
             call = svc.net.calldata("Registry", "registerDataset", digest, row.size, uri,
                                     json.dumps({"name": row.name, **json.loads(row.meta)}, separators=(",", ":")))
-        receipt = svc.relay.submit(account, "Registry", call, action=f"register_{row.kind}", key=key)
-        events = effects.apply(svc.db, svc.net, account.id, account.address, receipt)
+        receipt, events = svc.relay.submit(account, "Registry", call, action=f"register_{row.kind}", key=key)
         registered = next(e for e in events if e.name in ("ModelRegistered", "DatasetRegistered"))
         row = svc.uploads.mark_registered(row.id, registered.args["modelId" if row.kind == "model" else "datasetId"],
                                           receipt["transactionHash"], registered.block_number)

@@ -67,12 +67,12 @@ def test_the_openapi_document_holds_under_fuzzing_for_two_identities(live: tuple
     statuses: dict[int, int] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
         def fuzz(case: schemathesis.Case) -> None:
+            label = f"{case.method.upper()} {case.path}"
             n = seen[label] = seen.get(label, 0) + 1
             me, other = (alice, bob) if n % 2 else (bob, alice)
             borrowed = False

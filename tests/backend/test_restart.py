@@ -1,0 +1,171 @@
+"""The backend killed (SIGKILL) during an upload and during an inference: after a restart both complete, and
+nothing accepted is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from omnitensor.anvil import free_port
+from tests.backend.conftest import Api, api_settings
+from tests.support import OMNIT, Net
+
+
+class ApiProcess:
+    """`python -m backend serve` as a real process, configured through its environment."""
+
+    def __init__(self, net: Net, tmp: Path) -> None:
+        settings = api_settings(net, tmp, chunk_bytes=4096)
+        self.settings = settings
+        self.port = free_port()
+        self.env = {**os.environ}
+        for name, value in settings.model_dump().items():
+            if value is None:
+                continue
+            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            self.env[f"OMNITENSOR_API_{name.upper()}"] = str(value)
+        self.log = tmp / "api.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(self.port)],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the API did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def process(net: Net, tmp_path: Path) -> Iterator[ApiProcess]:
+    running = ApiProcess(net, tmp_path)
+    running.start()
+    yield running
+    if running.proc and running.proc.poll() is None:
+        running.kill()
+
+
+def test_an_upload_survives_a_crash(process: ApiProcess, net: Net, onnx_model: bytes) -> None:
+    with httpx.Client(base_url=process.url, timeout=30) as client:
+        api = Api(net, client, process.settings)  # type: ignore[arg-type]
+        user = api.account()
+        digest = hashlib.sha256(onnx_model).hexdigest()
+        upload = client.post("/ai/models/upload", headers=user["headers"], json={
+            "name": "survivor", "format": "onnx", "price_wei": "1", "size": len(onnx_model), "sha256": digest}).json()
+        chunks = [onnx_model[i:i + 4096] for i in range(0, len(onnx_model), 4096)]
+        for index in range(0, len(chunks), 2):
+            client.put(f"/uploads/{upload['upload_id']}/chunks/{index}", content=chunks[index],
+                       headers=user["headers"]).raise_for_status()
+    process.kill()
+    process.start()
+    with httpx.Client(base_url=process.url, timeout=30) as client:
+        status = client.get(f"/uploads/{upload['upload_id']}", headers=user["headers"]).json()
+        assert status["received"] == list(range(0, len(chunks), 2))
+        for index in set(range(len(chunks))) - set(status["received"]):
+            client.put(f"/uploads/{upload['upload_id']}/chunks/{index}", content=chunks[index],
+                       headers=user["headers"]).raise_for_status()
+        done = client.post(f"/uploads/{upload['upload_id']}/complete", json={"sha256": digest},
+                           headers=user["headers"])
+        assert done.status_code == 201, done.text
+    (model,) = net.call(net.registry.functions.getModels(done.json()["model_id"], 1))
+    assert model[1] == user["address"]
+    assert model[6].hex() == digest
+
+
+def test_an_inference_survives_a_crash(process: ApiProcess, net: Net, onnx_model: bytes) -> None:
+    with httpx.Client(base_url=process.url, timeout=60) as client:
+        api = Api(net, client, process.settings)  # type: ignore[arg-type]
+        owner, user = api.account(), api.account(deposit=OMNIT)
+        model_id = api.upload_model(owner, onnx_model)["model_id"]
+        net.register_node("node1")  # registered, but its process starts only after the crash
+        x = np.ones((1, 64), np.float32)
+        body = {"inputs": {"input": {"dtype": "float32", "shape": [1, 64], "data": x.ravel().tolist()}}}
+        outcome: list[object] = []
+
+        def request() -> None:
+            try:
+                outcome.append(client.post(f"/ai/models/{model_id}/inference", json=body,
+                                           headers={**user["headers"], "Idempotency-Key": "crash-1"}))
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=request)
+        waiting.start()
+        job_id = _wait_for_job_opened(net)
+        process.kill()  # while the request waits for the settlement
+        waiting.join(30)
+        assert isinstance(outcome[0], httpx.HTTPError)  # the client saw the connection drop
+    node = api.start_node("node1")  # settles while the API is down
+    try:
+        _wait_for_settlement(net, job_id)
+        process.start()
+        with httpx.Client(base_url=process.url, timeout=60) as client:
+            job = _poll_job(client, user["headers"], job_id)
+            assert job["status"] == "settled"
+            assert len(job["outputs"]["label"]["data"]) == 1
+            # The client retries with the same key: the same job, no second transaction.
+            retried = client.post(f"/ai/models/{model_id}/inference", json=body,
+                                  headers={**user["headers"], "Idempotency-Key": "crash-1"})
+            assert retried.json()["job_id"] == str(job_id)
+            assert len(client.get("/ai/jobs", headers=user["headers"]).json()["items"]) == 1
+    finally:
+        node.stop()
+
+
+def _wait_for_job_opened(net: Net, timeout: float = 30) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        logs = net.chain.rpc("eth_getLogs", [{"address": net.manifest.market, "fromBlock": "0x0",
+                                              "topics": [net.events.topic("JobOpened")]}])
+        if logs:
+            return int(net.events.decode_all(logs)[-1].args["jobId"])
+        time.sleep(0.01)
+    raise TimeoutError("no job opened")
+
+
+def _wait_for_settlement(net: Net, job_id: int, timeout: float = 30) -> None:
+    topics = [net.events.topic("JobFulfilled"), "0x" + job_id.to_bytes(32, "big").hex()]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if net.chain.rpc("eth_getLogs", [{"address": net.manifest.market, "fromBlock": "0x0", "topics": topics}]):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} not settled")
+
+
+def _poll_job(client: httpx.Client, headers: dict[str, str], job_id: int, timeout: float = 30) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r = client.get(f"/ai/jobs/{job_id}", headers=headers)
+        if r.status_code == 200 and r.json()["status"] != "pending":
+            return r.json()
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id}: {r.status_code} {r.text}")
