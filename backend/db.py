@@ -122,6 +122,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | settled | failed | refunded
     failure_code: Mapped[int | None] = mapped_column(Integer)
     request_tx: Mapped[str] = mapped_column(String(66))
+    opened_block: Mapped[int] = mapped_column(BigInteger)
     settle_tx: Mapped[str | None] = mapped_column(String(66))
     output: Mapped[bytes | None] = mapped_column(LargeBinary)  # inline output, or the blob URI
     output_digest: Mapped[str | None] = mapped_column(String(66))

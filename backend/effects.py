@@ -30,7 +30,8 @@ def apply(db: Database, net: Network, account_id: str, address: str, receipt: di
                     s.add(Job(job_id=str(args["jobId"]), account_id=account_id, model_id=args["modelId"],
                               node=args["node"], job_tuple=json.dumps(list(job_from_event(args))),
                               fee_wei=str(args["modelFee"] + args["nodeFee"]), deadline=args["deadline"],
-                              request_tx=tx_hash, accepted_at=accepted_at or now, opened_at=now))
+                              request_tx=tx_hash, opened_block=block, accepted_at=accepted_at or now,
+                              opened_at=now))
             elif event.name == "AllocationOpened" and args["requester"] == address:
                 if s.get(Allocation, args["allocationId"]) is None:
                     s.add(Allocation(allocation_id=args["allocationId"], account_id=account_id, node=args["node"],

@@ -20,6 +20,7 @@ from backend.network import Network
 from backend.tensor_json import to_json
 from omnitensor import tensors
 from omnitensor.blobs import BlobStore
+from omnitensor.chain import Event
 
 log = logging.getLogger("omnitensor.api.jobs")
 SETTLEMENT_EVENTS = ("JobFulfilled", "JobFailed", "JobRefunded")
@@ -59,7 +60,7 @@ class JobWatcher:
             self._waiters.setdefault(job_id, []).append(entry)
         self._wake.set()
         try:
-            if self._status(job_id) != "pending":
+            if self._settled_already(job_id):
                 return True
             await asyncio.wait_for(event.wait(), timeout)
             return True
@@ -73,6 +74,17 @@ class JobWatcher:
                 if not waiters:
                     self._waiters.pop(job_id, None)
 
+    def _settled_already(self, job_id: str) -> bool:
+        with self.db.session() as s:
+            row = s.get(Job, job_id)
+            cursor = s.get(Cursor, CURSOR).block  # type: ignore[union-attr]
+        if row is None or row.status != "pending":
+            return True
+        if cursor >= row.opened_block:  # the watcher may have read the settlement before the job's row existed
+            self.reconcile([row])
+            return self._status(job_id) != "pending"
+        return False
+
     def _status(self, job_id: str) -> str | None:
         with self.db.session() as s:
             row = s.get(Job, job_id)
@@ -85,6 +97,7 @@ class JobWatcher:
                 self.step()
                 if time.monotonic() >= next_refund:
                     next_refund = time.monotonic() + self.refund_every
+                    self.reconcile(self._pending(limit=200))
                     self.refund_expired()
             except Exception as exc:  # the chain may be briefly unreachable; keep watching
                 log.warning("settlement watcher: %s", exc)
@@ -95,7 +108,7 @@ class JobWatcher:
             self._wake.clear()
 
     def step(self) -> int:
-        """Applies settlement events of new blocks to the jobs table; returns how many jobs changed."""
+        """Applies settlement events of new blocks to the jobs table; returns how many it read."""
         with self.db.session() as s:
             cursor = s.get(Cursor, CURSOR).block  # type: ignore[union-attr]
         head = self.net.chain.block_number()
@@ -103,10 +116,14 @@ class JobWatcher:
             return 0
         logs = self.net.chain.rpc("eth_getLogs", [{"address": self.net.manifest.market, "fromBlock": hex(cursor + 1),
                                                    "toBlock": hex(head), "topics": self._topics}])
+        self._apply(self.net.events.decode_all(logs), head)
+        return len(logs)
+
+    def _apply(self, events: list[Event], head: int | None = None) -> None:
         changed: list[str] = []
         now = time.time()
         with self.db.session() as s:
-            for event in self.net.events.decode_all(logs):
+            for event in events:
                 row = s.get(Job, str(event.args["jobId"]))
                 if row is None or row.status != "pending":
                     continue
@@ -120,15 +137,34 @@ class JobWatcher:
                 else:
                     row.status = "refunded"
                 changed.append(row.job_id)
-            s.get(Cursor, CURSOR).block = head  # type: ignore[union-attr]
+            if head is not None:
+                s.get(Cursor, CURSOR).block = head  # type: ignore[union-attr]
         self._notify(changed)
-        return len(changed)
+
+    def reconcile(self, rows: list[Job]) -> None:
+        """Reads the settlement of jobs whose commitment is gone from the chain but whose row says pending
+        (their row was written after the watcher passed their settlement block: a restart, or a race)."""
+        if not rows:
+            return
+        (commitments,) = self.net.views(("ComputeMarket", "jobCommitments", ([int(r.job_id) for r in rows],)))
+        closed = [r for r, c in zip(rows, commitments, strict=True) if c == b"\x00" * 32]
+        if not closed:
+            return
+        ids = ["0x" + int(r.job_id).to_bytes(32, "big").hex() for r in closed]
+        logs = self.net.chain.rpc("eth_getLogs", [{
+            "address": self.net.manifest.market, "fromBlock": hex(min(r.opened_block for r in closed)),
+            "toBlock": "latest", "topics": [self._topics[0], ids]}])
+        self._apply(self.net.events.decode_all(logs))
 
     def _notify(self, job_ids: list[str]) -> None:
         with self._lock:
             for job_id in job_ids:
                 for loop, event in self._waiters.get(job_id, []):
                     loop.call_soon_threadsafe(event.set)
+
+    def _pending(self, limit: int) -> list[Job]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Job).where(Job.status == "pending").order_by(Job.opened_at).limit(limit)))
 
     def refund_expired(self) -> int:
         """Refunds this backend's jobs whose deadline passed unsettled (anyone may; the relayer pays the gas)."""
