@@ -4,10 +4,6 @@ nothing accepted is lost."""
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,63 +13,26 @@ import httpx
 import numpy as np
 import pytest
 
+from backend.process import ApiProcess
 from omnitensor.anvil import free_port
 from tests.backend.conftest import Api, api_settings
 from tests.support import OMNIT, Net
 
 
-class ApiProcess:
-    """`python -m backend serve` as a real process, configured through its environment."""
-
+class Running(ApiProcess):
     def __init__(self, net: Net, tmp: Path) -> None:
-        settings = api_settings(net, tmp, chunk_bytes=4096)
-        self.settings = settings
-        self.port = free_port()
-        self.env = {**os.environ}
-        for name, value in settings.model_dump().items():
-            if value is None:
-                continue
-            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            self.env[f"OMNITENSOR_API_{name.upper()}"] = str(value)
-        self.log = tmp / "api.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(self.port)],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"the API did not start:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        self.settings = api_settings(net, tmp, chunk_bytes=4096)
+        super().__init__(self.settings, free_port(), tmp / "api.log")
 
 
 @pytest.fixture
-def process(net: Net, tmp_path: Path) -> Iterator[ApiProcess]:
-    running = ApiProcess(net, tmp_path)
-    running.start()
-    yield running
-    if running.proc and running.proc.poll() is None:
-        running.kill()
+def process(net: Net, tmp_path: Path) -> Iterator[Running]:
+    running = Running(net, tmp_path).start()
+    yield running  # type: ignore[misc]
+    running.kill()
 
 
-def test_an_upload_survives_a_crash(process: ApiProcess, net: Net, onnx_model: bytes) -> None:
+def test_an_upload_survives_a_crash(process: Running, net: Net, onnx_model: bytes) -> None:
     with httpx.Client(base_url=process.url, timeout=30) as client:
         api = Api(net, client, process.settings)  # type: ignore[arg-type]
         user = api.account()
@@ -100,7 +59,7 @@ def test_an_upload_survives_a_crash(process: ApiProcess, net: Net, onnx_model: b
     assert model[6].hex() == digest
 
 
-def test_an_inference_survives_a_crash(process: ApiProcess, net: Net, onnx_model: bytes) -> None:
+def test_an_inference_survives_a_crash(process: Running, net: Net, onnx_model: bytes) -> None:
     with httpx.Client(base_url=process.url, timeout=60) as client:
         api = Api(net, client, process.settings)  # type: ignore[arg-type]
         owner, user = api.account(), api.account(deposit=OMNIT)
