@@ -59,10 +59,9 @@ class Relay:
         `SignatureRequired` with the request to sign instead."""
         to = self.net.address(contract)
         with self._locks[account.id]:
-            existing = self._existing(account.id, key)
+            existing = self._existing_or_check_caps(account.id, key)
             if existing is not None:
                 return self._finish(existing, account.address)
-            self._check_caps(account.id)
             gas, nonce, fees = self._simulate(account.address, to, data)
             deadline = int(time.time()) + REQUEST_TTL_S
             if account.kind == "wallet":
@@ -84,10 +83,9 @@ class Relay:
         signed = (account.address, request["to"], int(request["value"]), int(request["gas"]),
                   int(request["deadline"]), bytes(HexBytes(data)), bytes(HexBytes(signature)))
         with self._locks[account.id]:
-            existing = self._existing(account.id, key)
+            existing = self._existing_or_check_caps(account.id, key)
             if existing is not None:
                 return self._finish(existing, account.address)
-            self._check_caps(account.id)
             _, _, fees = self._simulate(account.address, request["to"], data)
             (valid,) = self.net.views(("OmniForwarder", "verify", (signed,)))
             if not valid:
@@ -96,12 +94,12 @@ class Relay:
             return self._send(account, key, "relay", signed, int(request["gas"]), fees, None)
 
     # ── internals ──
-    def _existing(self, account_id: str, key: str) -> RelayedTx | None:
+    def _existing_or_check_caps(self, account_id: str, key: str) -> RelayedTx | None:
+        """The transaction already sent under this key, if any; else checks the account may relay another."""
         with self.db.session() as s:
-            return s.scalars(select(RelayedTx).filter_by(account_id=account_id, idempotency_key=key)).one_or_none()
-
-    def _check_caps(self, account_id: str) -> None:
-        with self.db.session() as s:
+            existing = s.scalars(select(RelayedTx).filter_by(account_id=account_id, idempotency_key=key)).one_or_none()
+            if existing is not None:
+                return existing
             total = s.scalar(select(func.count()).select_from(RelayedTx).filter_by(account_id=account_id)) or 0
             recent = s.scalar(select(func.count()).select_from(RelayedTx).filter(
                 RelayedTx.account_id == account_id, RelayedTx.created_at > time.time() - 60)) or 0
@@ -111,6 +109,7 @@ class Relay:
         if recent >= self.per_minute:
             raise RateLimited(f"at most {self.per_minute} relayed transactions per minute", retry_after=60,
                               code="relay_rate_limited")
+        return None
 
     def _simulate(self, sender: str, to: str, data: str) -> tuple[int, int, tuple[int, int]]:
         """The call as the account would make it (its revert decoded), its gas, the account's forwarder nonce

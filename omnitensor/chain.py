@@ -5,6 +5,7 @@ The backend and the oracle node both use this module; neither talks to web3 dire
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import http.client
@@ -164,6 +165,67 @@ class JsonRpcTransport:
         return self.post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)])
 
 
+class AsyncJsonRpc:
+    """The same JSON-RPC over kept-alive HTTP/1.1 connections for asyncio code (the API's read paths), so a read
+    costs no hop to a thread pool. Connections are pooled per instance; each carries one request at a time."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._https else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        auth = ""
+        if parts.username:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+            auth = f"Authorization: Basic {token}\r\n"
+        self._head = (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n{auth}"
+                      "Content-Type: application/json\r\nAccept: application/json\r\n")
+        self.url = url
+        self._timeout = timeout
+        self._idle: list[tuple[Any, Any]] = []
+
+    async def post(self, payload: Any) -> Any:
+        body = json.dumps(payload, default=_json_default).encode()
+        request = (self._head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        for attempt in range(2):
+            reused = bool(self._idle)
+            try:
+                reader, writer = self._idle.pop() if reused else await asyncio.wait_for(
+                    asyncio.open_connection(self._host, self._port, ssl=self._https or None), self._timeout)
+                writer.write(request)
+                status, data, keep = await asyncio.wait_for(self._response(reader), self._timeout)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                if reused and attempt == 0 and not isinstance(exc, TimeoutError):
+                    continue  # a kept-alive connection the server had closed: retry on a fresh one
+                raise ChainError(f"cannot reach the chain at {self.url}: {exc!r}") from exc
+            if keep:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            try:
+                return json.loads(data)
+            except ValueError as exc:
+                raise ChainError(f"the chain at {self.url} answered HTTP {status} without JSON-RPC") from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _response(reader: Any) -> tuple[int, bytes, bool]:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int((await reader.readline()).split(b";")[0], 16):
+                chunks.append(await reader.readexactly(size))
+                await reader.readline()
+            await reader.readline()
+            data = b"".join(chunks)
+        else:
+            data = await reader.readexactly(int(headers.get("content-length", "0")))
+        return status, data, headers.get("connection", "").lower() != "close"
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
@@ -194,7 +256,9 @@ class Chain:
 
     def batch_rpc(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several JSON-RPC calls in one HTTP request; raises on the first failed one."""
-        responses = self.transport.batch(calls)
+        return self._results(calls, self.transport.batch(calls))
+
+    def _results(self, calls: list[tuple[str, list[Any]]], responses: Any) -> list[Any]:
         if not isinstance(responses, list):  # the whole batch was refused
             error = responses.get("error", responses) if isinstance(responses, dict) else responses
             raise ChainError(f"batch request failed: {error}")
@@ -251,13 +315,32 @@ class Chain:
     def views(self, calls: list[tuple[str, str, str, tuple[Any, ...]]], block: str = "latest") -> list[Any]:
         """Several view calls `(contract, address, function, args)` in one JSON-RPC batch; each result decoded
         as `call` does. For read paths where one round trip matters."""
+        requests, outputs = self._view_requests(calls, block)
+        results = self.batch_rpc(requests) if len(requests) > 1 else [self.rpc(*requests[0])]
+        return self._decode_views(results, outputs)
+
+    async def aviews(self, calls: list[tuple[str, str, str, tuple[Any, ...]]], block: str = "latest") -> list[Any]:
+        """`views` for asyncio code."""
+        requests, outputs = self._view_requests(calls, block)
+        responses = await self.async_transport.post(
+            [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(requests)])
+        return self._decode_views(self._results(requests, responses), outputs)
+
+    @cached_property
+    def async_transport(self) -> AsyncJsonRpc:
+        return AsyncJsonRpc(self.rpc_url, self.transport._timeout)
+
+    def _view_requests(self, calls: list[tuple[str, str, str, tuple[Any, ...]]],
+                       block: str) -> tuple[list[tuple[str, list[Any]]], list[Any]]:
         requests = []
         outputs = []
         for contract, address, function, args in calls:
             item = self._function_abi(contract, function)
             requests.append(("eth_call", [{"to": address, "data": self.encoder(contract, function)(*args)}, block]))
             outputs.append(item["outputs"])
-        results = self.batch_rpc(requests) if len(requests) > 1 else [self.rpc(*requests[0])]
+        return requests, outputs
+
+    def _decode_views(self, results: list[Any], outputs: list[Any]) -> list[Any]:
         decoded = []
         for raw, outs in zip(results, outputs, strict=True):
             values = abi_decode([_abi_type(o) for o in outs], bytes(HexBytes(raw)))

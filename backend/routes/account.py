@@ -21,16 +21,25 @@ router = APIRouter(tags=["account"])
 PERMIT_TTL_S = 3600
 
 
+def _balance_calls(address: str) -> tuple[tuple[str, str, tuple[Any, ...]], ...]:
+    return ("OmniToken", "balanceOf", (address,)), ("ComputeMarket", "balanceOf", (address,))
+
+
+def _balance_body(address: str, wallet: int, deposit: tuple[int, int]) -> dict[str, Any]:
+    return {"address": address, "wallet_wei": str(wallet), "available_wei": str(deposit[0]),
+            "locked_wei": str(deposit[1])}
+
+
 def balance(svc: Services, address: str) -> dict[str, Any]:
-    wallet, (available, locked) = svc.net.views(("OmniToken", "balanceOf", (address,)),
-                                                ("ComputeMarket", "balanceOf", (address,)))
-    return {"address": address, "wallet_wei": str(wallet), "available_wei": str(available), "locked_wei": str(locked)}
+    return _balance_body(address, *svc.net.views(*_balance_calls(address)))
 
 
 @router.get("/account/balance", response_model=Balance, responses=errors(401, 502),
             summary="OMNIT in your wallet, and available and locked in your market deposit")
-def get_balance(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
-    return balance(services(request), who.address)
+async def get_balance(request: Request, who: Principal = Depends(principal)) -> JSONResponse:
+    # Async all the way (no thread-pool hop): this is the API's hottest read.
+    values = await services(request).net.aviews(*_balance_calls(who.address))
+    return JSONResponse(_balance_body(who.address, *values))
 
 
 def _recipient(svc: Services, to: str) -> str:
