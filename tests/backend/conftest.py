@@ -4,12 +4,15 @@ file and blob folder, a relayer key, and real oracle nodes reading the same blob
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from backend.app import create_app
 from backend.settings import ApiSettings
@@ -28,12 +31,31 @@ def onnx_model() -> bytes:
     return demo.digits_onnx()
 
 
+POSTGRES_URL = os.environ.get("OMNITENSOR_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://user@127.0.0.1:5432
+
+
+def database_url(tmp: Path) -> str:
+    """A SQLite file in the test's folder, or, with OMNITENSOR_TEST_POSTGRES_URL set, a fresh PostgreSQL database
+    for this test (the same one for every call in the test, so restarts find their data)."""
+    if not POSTGRES_URL:
+        return f"sqlite:///{tmp / 'api.db'}"
+    marker = tmp / "postgres-db"
+    if not marker.exists():
+        name = f"omnitensor_test_{uuid.uuid4().hex[:12]}"
+        engine = create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        marker.write_text(name)
+    return f"{POSTGRES_URL}/{marker.read_text()}"
+
+
 def api_settings(net: Net, tmp: Path, **overrides: Any) -> ApiSettings:
     manifest = tmp / "manifest.json"
     if not manifest.exists():
         net.manifest.save(manifest)
     values: dict[str, Any] = {
-        "rpc_url": net.chain.rpc_url, "manifest": manifest, "database_url": f"sqlite:///{tmp / 'api.db'}",
+        "rpc_url": net.chain.rpc_url, "manifest": manifest, "database_url": database_url(tmp),
         "data_dir": tmp / "api", "blob_dir": tmp / "blobs", "secret": SECRET, "admin_token": ADMIN_TOKEN,
         "relayer_private_key": dev_keys()[ROLES.index("relayer")], "scrypt_n": 2**10,
         "siwe_domain": "api.test", "idle_poll_interval": 0.05, "refund_interval_s": 0.5,
