@@ -1,0 +1,5 @@
+import sys
+
+from omnitensor.cli import main
+
+sys.exit(main())
