@@ -1,5 +1,6 @@
 """Where the project's files are. The code runs from a checkout (installed editable), so the repository
-root is the parent of this package unless OMNITENSOR_ROOT says otherwise."""
+root is the parent of this package unless OMNITENSOR_ROOT says otherwise; local state goes to .omnitensor/
+in it unless OMNITENSOR_HOME says otherwise."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ NODE_MODULES = ROOT / "node_modules"
 BUILD_DIR = ROOT / "build"
 ARTIFACTS_DIR = BUILD_DIR / "contracts"
 SOLC_ADAPTER = ROOT / "scripts" / "solc"
-DEFAULT_STATE_DIR = ROOT / ".omnitensor"
+DEFAULT_STATE_DIR = Path(os.environ.get("OMNITENSOR_HOME", ROOT / ".omnitensor"))  # chain state, keys, databases
 
 
 def node_binary(tool: str) -> Path:
