@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,7 @@ import pytest
 
 from omnitensor.anvil import port_in_use
 from omnitensor.paths import ROOT
+from tests.background import interrupt, start
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -26,25 +25,6 @@ def readme_block(marker: str) -> str:
     found = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", text, re.S)
     assert found, f"README has no {marker} block"
     return found.group(1)
-
-
-def start(command: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    out = log.open("ab")
-    proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    end = time.monotonic() + 400
-    while time.monotonic() < end:
-        text = log.read_text(errors="replace")
-        if "press Ctrl-C to stop" in text.split("==> run")[-1]:
-            return proc, text
-        assert proc.poll() is None, f"the run command exited:\n{text[-3000:]}"
-        time.sleep(0.5)
-    raise TimeoutError(log.read_text()[-3000:])
-
-
-def interrupt(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
-    assert proc.wait(60) == 0
 
 
 def test_the_readme_quick_start(tmp_path: Path) -> None:
@@ -61,17 +41,15 @@ def test_the_readme_quick_start(tmp_path: Path) -> None:
         assert curl.returncode == 0, curl.stderr
         job = json.loads(curl.stdout)
     finally:
-        interrupt(proc)
+        assert interrupt(proc) == 0
     assert job["status"] == "settled", job
     demo = json.loads((tmp_path / "home" / "demo.json").read_text())
     assert job["outputs"]["label"]["data"] == [demo["demo_expected_label"]]
     assert "stopped; state saved" in log.read_text()
 
-    with log.open("a") as f:
-        f.write("==> run 2\n")
     proc, output = start(run_command, env, log)
     try:
-        assert "resumed, contracts found from the earlier run" in output.split("==> run 2")[-1]
+        assert "resumed, contracts found from the earlier run" in output
         with httpx.Client(base_url="http://127.0.0.1:8000") as client:
             token = client.post("/auth/token", json={"grant_type": "api_key", "api_key": api_key}).json()
             again = client.get(f"/ai/jobs/{job['job_id']}",
@@ -80,4 +58,4 @@ def test_the_readme_quick_start(tmp_path: Path) -> None:
         assert again.json()["outputs"] == job["outputs"]
         assert again.json()["settle_tx"] == job["settle_tx"]
     finally:
-        interrupt(proc)
+        assert interrupt(proc) == 0
