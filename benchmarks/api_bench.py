@@ -78,12 +78,15 @@ def account(client: httpx.Client, admin: Signer, token: str, deposit: int) -> di
     return {"address": created["account"]["address"], **headers}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reads", type=int, default=500)
-    parser.add_argument("--jobs", type=int, default=150)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(reads: int, jobs: int) -> dict[str, Any]:
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_dir, Anvil() as anvil:
         tmp = Path(tmp_dir)
@@ -109,20 +112,20 @@ def main() -> None:
 
                 # ── balance: HTTP against direct eth_calls of the same values ──
                 headers = {"Authorization": user["Authorization"]}
-                http = timed(lambda: client.get("/account/balance", headers=headers).raise_for_status(), args.reads)
+                http = timed(lambda: client.get("/account/balance", headers=headers).raise_for_status(), reads)
                 wallet_call = chain.encoder("OmniToken", "balanceOf")(user["address"])
                 deposit_call = chain.encoder("ComputeMarket", "balanceOf")(user["address"])
                 one = timed(lambda: chain.rpc("eth_call", [{"to": manifest.token, "data": wallet_call}, "latest"]),
-                            args.reads)
+                            reads)
                 # The same eth_call through the HTTP client the API's caller uses: what the API adds on the server.
                 with httpx.Client() as rpc_client:
                     same_client = timed(lambda: rpc_client.post(anvil.url, json={
                         "jsonrpc": "2.0", "id": 1, "method": "eth_call",
                         "params": [{"to": manifest.token, "data": wallet_call}, "latest"]}).raise_for_status(),
-                        args.reads)
+                        reads)
                 both = timed(lambda: chain.batch_rpc([
                     ("eth_call", [{"to": manifest.token, "data": wallet_call}, "latest"]),
-                    ("eth_call", [{"to": manifest.market, "data": deposit_call}, "latest"])]), args.reads)
+                    ("eth_call", [{"to": manifest.market, "data": deposit_call}, "latest"])]), reads)
                 report["balance_ms"] = {"http": summary(http), "eth_call": summary(one),
                                         "eth_call_same_client": summary(same_client),
                                         "eth_call_batch_of_both": summary(both),
@@ -142,7 +145,7 @@ def main() -> None:
                 body = {"inputs": {"input": {"dtype": "float32", "shape": [1, 64], "data": x.ravel().tolist()}}}
                 url = f"/ai/models/{uploaded['model_id']}/inference"
                 rows = []
-                for i in range(args.jobs + 5):
+                for i in range(jobs + 5):
                     start = time.time()
                     response = client.post(url, json=body, headers=headers)
                     end = time.time()
@@ -156,10 +159,21 @@ def main() -> None:
                                  - node_ms, "before_open": (job["timings"]["opened_at"] - start) * 1000,
                                  "after_settle": (end - settled_at) * 1000})
                 report["inference_ms"] = {k: summary([r[k] for r in rows]) for k in rows[0]}
+                report["api_peak_rss_mib"] = peak_rss_mib(api.proc.pid)  # type: ignore[union-attr]
         finally:
             if node is not None:
                 node.stop()
             api.stop()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reads", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=150)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    report = run(args.reads, args.jobs)
     b, i = report["balance_ms"], report["inference_ms"]
     print(f"GET /account/balance (httpx client): median {b['http']['median']:.2f} ms (p99 {b['http']['p99']:.2f}); "
           f"direct eth_call through the same httpx client {b['eth_call_same_client']['median']:.2f} ms: ratio "

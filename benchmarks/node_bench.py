@@ -128,6 +128,32 @@ def engine_overhead(bench: Bench, batch: int, repeats: int = 200) -> dict[str, f
     return {"batch": batch, "direct_ms": d * 1000, "node_ms": n * 1000, "overhead": n / d - 1}
 
 
+def node_settings(bench: Bench, **overrides: Any) -> NodeSettings:
+    values: dict[str, Any] = {
+        "rpc_url": bench.chain.rpc_url, "private_key": bench.node_key, "manifest": bench.tmp / "m.json",
+        "blob_dir": bench.blobs.root, "state_db": bench.tmp / "node.db", "metrics_port": 0, "poll_interval": 0.005,
+        "max_batch": 64, "device": "cpu"}
+    return NodeSettings(**{**values, **overrides})
+
+
+def latency(bench: Bench, node: Any, jobs: int) -> list[float]:
+    """Node overhead per job, one job at a time: request receipt → settlement receipt − engine time (ms)."""
+    overheads = []
+    for _ in range(jobs):
+        job_id, t0 = bench.open_job(bench.requesters[0])
+        settled_at, engine_s = wait_settled(node, [job_id], 30)[job_id]
+        overheads.append((settled_at - t0 - engine_s) * 1000)
+    return overheads
+
+
+def throughput(bench: Bench, node: Any, jobs: int, requesters: int) -> float:
+    """Jobs settled per second while `requesters` threads open `jobs` jobs."""
+    start = time.perf_counter()
+    _, opened = bench.concurrent_requests(jobs, requesters)
+    wait_settled(node, [j for j, _ in opened], 300)
+    return jobs / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=400)
@@ -139,36 +165,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Anvil() as anvil:
         bench = Bench(anvil, Path(tmp))
         bench.register_node_directly()
-
         # Baseline: bare request transactions mined, no node running.
         seconds, _ = bench.concurrent_requests(args.jobs, args.requesters)
         baseline = args.jobs / seconds
-
-        settings = NodeSettings(rpc_url=anvil.url, private_key=bench.node_key, manifest=Path(tmp) / "m.json",
-                                blob_dir=bench.blobs.root, state_db=Path(tmp) / "node.db", metrics_port=0,
-                                poll_interval=0.005, max_batch=64, device="cpu")
-        background = BackgroundNode(settings)
-        node = background.node
+        background = BackgroundNode(node_settings(bench))
         try:
-            wait_settled(node, [], 1)
-            # Latency: one job at a time.
-            overheads = []
-            requester = bench.requesters[0]
-            for _ in range(args.latency_jobs):
-                job_id, t0 = bench.open_job(requester)
-                settled_at, engine_s = wait_settled(node, [job_id], 30)[job_id]
-                overheads.append((settled_at - t0 - engine_s) * 1000)
-            # Throughput: many concurrent requesters while the node settles.
-            start = time.perf_counter()
-            _, opened = bench.concurrent_requests(args.jobs, args.requesters)
-            wait_settled(node, [j for j, _ in opened], 300)
-            throughput = args.jobs / (time.perf_counter() - start)
+            wait_settled(background.node, [], 1)
+            overheads = latency(bench, background.node, args.latency_jobs)
+            settled_per_s = throughput(bench, background.node, args.jobs, args.requesters)
         finally:
             background.stop()
         report["latency_overhead_ms"] = {"median": statistics.median(overheads), "p99": percentile(overheads, 99),
                                          "jobs": len(overheads)}
-        report["throughput"] = {"requests_mined_per_s": baseline, "jobs_settled_per_s": throughput,
-                                "ratio": throughput / baseline, "jobs": args.jobs, "requesters": args.requesters}
+        report["throughput"] = {"requests_mined_per_s": baseline, "jobs_settled_per_s": settled_per_s,
+                                "ratio": settled_per_s / baseline, "jobs": args.jobs, "requesters": args.requesters}
         report["engine"] = [engine_overhead(bench, b) for b in (1, 8, 32, 64)]
     print(json.dumps(report, indent=2))
     lat, thr = report["latency_overhead_ms"], report["throughput"]

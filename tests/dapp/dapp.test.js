@@ -36,7 +36,7 @@ describe("a dApp on the local OmniTensor network", function () {
     const demo = JSON.parse(fs.readFileSync(path.join(home, "demo.json"), "utf8"));
     const input = JSON.parse(fs.readFileSync(path.join(home, "demo-input.json"), "utf8")).inputs.input;
 
-    const provider = new ethers.JsonRpcProvider(process.env.OMNITENSOR_RPC_URL, undefined, { pollingInterval: 100, cacheTimeout: -1 });
+    const provider = new ethers.JsonRpcProvider(process.env.OMNITENSOR_RPC_URL, undefined, { cacheTimeout: -1 });
     const wallet = new ethers.Wallet(DEV_KEY, provider);
     const abi = async (name) => (await hre.artifacts.readArtifact(name)).abi;
     const token = new ethers.Contract(manifest.contracts.OmniToken, await abi("OmniToken"), wallet);
@@ -59,9 +59,8 @@ describe("a dApp on the local OmniTensor network", function () {
     const [after] = await market.balanceOf(wallet.address);
     assert.equal(after - before, amount);
 
-    // 2. Listen for settlements first (the node settles within milliseconds), then open the job.
-    const settlements = [];
-    await market.on("JobFulfilled", (jobId, node, outputDigest, output) => settlements.push({ jobId, node, output }));
+    // 2. Open a job on the demo model, paid from the deposit.
+    const startBlock = await provider.getBlockNumber();
     const modelId = BigInt(demo.demo_model_id);
     const model = await registry.getModel(modelId);
     assert.equal(model.name, "digits-mlp");
@@ -71,14 +70,16 @@ describe("a dApp on the local OmniTensor network", function () {
     const jobId = opened.args.jobId;
     assert.equal(jobId >> 64n, BigInt(wallet.address));
 
-    // 3. The oracle node's settlement arrives as an event.
+    // 3. The oracle node's settlement arrives as a JobFulfilled event for this job. (Querying logs from a known
+    // block, rather than only subscribing, cannot miss an event the node posts within milliseconds.)
     const end = Date.now() + 60_000;
-    let settled;
-    while (!(settled = settlements.find((s) => s.jobId === jobId)) && Date.now() < end) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let events = [];
+    while (events.length === 0 && Date.now() < end) {
+      events = await market.queryFilter(market.filters.JobFulfilled(jobId), startBlock);
+      if (events.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await market.removeAllListeners();
-    assert.ok(settled, `job ${jobId} was not settled`);
+    assert.equal(events.length, 1, `job ${jobId} was not settled exactly once`);
+    const settled = events[0].args;
     const { header, body } = readSafetensors(ethers.getBytes(settled.output));
     assert.deepEqual(header.label.shape, [1]);
     assert.equal(Number(body.readBigInt64LE(header.label.data_offsets[0])), demo.demo_expected_label);
