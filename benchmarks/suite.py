@@ -213,6 +213,7 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
     ax.plot(x, [r["jobs_settled_per_s"] for r in rows], "s-", label="jobs settled/s (node running)")
     ax.set(title="Throughput against load", xlabel="concurrent requesters", ylabel="per second", xscale="log")
     ax.set_xticks(x, [str(v) for v in x])
+    ax.minorticks_off()
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=110)
