@@ -288,6 +288,13 @@ class OracleNode:
                 except TimeoutError:
                     pass
                 continue
+            in_flight = [t for t in self._settling if not t.done()]
+            if len(in_flight) >= s.max_pending_settlements:
+                # Adaptive batching: while settlements are in flight, new jobs gather into the next, larger batch
+                # (one settlement transaction for many jobs) instead of one small transaction each.
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.sleep(0)  # let the finished tasks' callbacks release their jobs
+                continue
             by_model: dict[int, list[StoredJob]] = defaultdict(list)
             for job in jobs:
                 by_model[job.model_id].append(job)

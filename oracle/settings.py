@@ -25,6 +25,8 @@ class NodeSettings(BaseSettings):
 
     confirmations: int = Field(0, ge=0, description="blocks behind head before an event is handled")
     poll_interval: float = Field(0.05, gt=0, description="seconds between log polls")
+    max_pending_settlements: int = Field(2, ge=1, description="settlement transactions in flight at once; more jobs "
+                                         "wait and join the next, larger batch")
     max_block_range: int = Field(1000, ge=1, description="blocks per eth_getLogs request")
     reorg_depth: int = Field(64, ge=1, description="blocks re-read after a reorg is noticed")
     max_batch: int = Field(32, ge=1, description="jobs per engine batch and per settlement transaction")
