@@ -94,39 +94,40 @@ def wait_closed(bench: Bench, job_ids: list[int], from_block: int, timeout: floa
         raise TimeoutError(f"{len(wanted)} jobs not settled within {timeout:.0f}s")
 
 
-def concurrency_sweep(bench: Bench, anvil: Anvil, tmp: Path, jobs_per_requester: int) -> tuple[list[dict[str, Any]],
-                                                                                                float]:
-    """Jobs settled per second against bare request transactions mined per second (same chain, same run, no
-    node running), per number of requesters, with the CPU each process used: where the time goes. Also returns
-    the node's peak resident memory (MiB) under this load."""
-    bare, backlog = {}, []
-    start_block = bench.chain.block_number()
+def concurrency_sweep(tmp: Path, jobs_per_requester: int) -> tuple[list[dict[str, Any]], float]:
+    """Jobs settled per second against bare request transactions mined per second (same chain, no node running),
+    per number of requesters, with the CPU each process used: where the time goes. Each level gets a fresh chain
+    (anvil mines more slowly as its history grows, which would blur the comparison). Also returns the node's
+    peak resident memory (MiB) under this load."""
+    rows, memory = [], 0.0
     for requesters in CONCURRENCY:
-        seconds, opened = bench.concurrent_requests(requesters * jobs_per_requester, requesters)
-        bare[requesters] = requesters * jobs_per_requester / seconds
-        backlog += [j for j, _ in opened]
-    node = node_process(bench, tmp)
-    pid, node_pid = anvil.process.pid, node.proc.pid  # type: ignore[union-attr]
-    rows = []
-    try:
-        wait_closed(bench, backlog, start_block)  # the baseline's jobs are settled before anything is measured
-        for requesters in CONCURRENCY:
-            jobs = requesters * jobs_per_requester
-            block = bench.chain.block_number()
-            cpu = (cpu_seconds(pid), cpu_seconds(node_pid), time.process_time(), time.perf_counter())
-            _, opened = bench.concurrent_requests(jobs, requesters)
-            wait_closed(bench, [j for j, _ in opened], block)
-            wall = time.perf_counter() - cpu[3]
-            rows.append({
-                "requesters": requesters, "jobs": jobs, "bare_requests_per_s": bare[requesters],
-                "jobs_settled_per_s": jobs / wall, "ratio": jobs / wall / bare[requesters],
-                "cpu_anvil_pct": 100 * (cpu_seconds(pid) - cpu[0]) / wall,
-                "cpu_node_pct": 100 * (cpu_seconds(node_pid) - cpu[1]) / wall,
-                "cpu_requesters_pct": 100 * (time.process_time() - cpu[2]) / wall,
-            })
-        memory = api_bench.peak_rss_mib(node_pid)
-    finally:
-        node.stop()
+        jobs = requesters * jobs_per_requester
+        folder = tmp / f"sweep-{requesters}"
+        folder.mkdir()
+        with Anvil() as anvil:
+            bench = Bench(anvil, folder)
+            bench.register_node_directly()
+            seconds, opened = bench.concurrent_requests(jobs, requesters)
+            bare = jobs / seconds
+            node = node_process(bench, folder)
+            pid, node_pid = anvil.process.pid, node.proc.pid  # type: ignore[union-attr]
+            try:
+                wait_closed(bench, [j for j, _ in opened], 0)  # the baseline's jobs first
+                block = bench.chain.block_number()
+                cpu = (cpu_seconds(pid), cpu_seconds(node_pid), time.process_time(), time.perf_counter())
+                _, opened = bench.concurrent_requests(jobs, requesters)
+                wait_closed(bench, [j for j, _ in opened], block)
+                wall = time.perf_counter() - cpu[3]
+                rows.append({
+                    "requesters": requesters, "jobs": jobs, "bare_requests_per_s": bare,
+                    "jobs_settled_per_s": jobs / wall, "ratio": jobs / wall / bare,
+                    "cpu_anvil_pct": 100 * (cpu_seconds(pid) - cpu[0]) / wall,
+                    "cpu_node_pct": 100 * (cpu_seconds(node_pid) - cpu[1]) / wall,
+                    "cpu_requesters_pct": 100 * (time.process_time() - cpu[2]) / wall,
+                })
+                memory = max(memory, api_bench.peak_rss_mib(node_pid))
+            finally:
+                node.stop()
     return rows, memory
 
 
@@ -343,7 +344,7 @@ def main() -> None:
             background.stop()
         report["node"] = {"latency_ms": {"median": statistics.median(samples), "p99": percentile(samples, 99),
                                          "jobs": len(samples)}, "latency_samples_ms": samples}
-        report["throughput"], node_rss = concurrency_sweep(bench, anvil, Path(tmp), 60 // n)
+        report["throughput"], node_rss = concurrency_sweep(Path(tmp), 60 // n)
         report["engine"] = engines(bench)
     print("1-second blocks", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
