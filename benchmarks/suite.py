@@ -193,7 +193,34 @@ def engines(bench: Bench) -> dict[str, Any]:
         o, p = statistics.median(times["onnxruntime"]) * 1000, statistics.median(times["torch"]) * 1000
         comparisons.append({"batch": batch, "onnxruntime_ms": o, "torch_ms": p, "torch_over_ort": p / o})
     return {"node_vs_direct": rows, "ort_vs_torch": comparisons, "threads": torch.get_num_threads(),
-            "cuda": "not measured: no CUDA device on this machine" if not cuda_available() else "see rows"}
+            "cuda": cuda_vs_cpu(bench, model) if cuda_available() else "not measured: no CUDA device on this machine"}
+
+
+def cuda_vs_cpu(bench: Bench, model: torch.jit.ScriptModule) -> list[dict[str, float]]:
+    """Both engines on the GPU against the same on the CPU, per batch size (runs only where CUDA is present)."""
+    sessions = {p: ort.InferenceSession(bench.model, providers=[p]) for p in
+                ("CUDAExecutionProvider", "CPUExecutionProvider")}
+    gpu_model = model.to("cuda")
+    rows = []
+    for batch in BATCHES:
+        x = bench.data.x_test[:batch]
+        timings = {}
+        for name, run in (
+            ("ort_cuda", lambda x=x: sessions["CUDAExecutionProvider"].run(None, {"input": x})),
+            ("ort_cpu", lambda x=x: sessions["CPUExecutionProvider"].run(None, {"input": x})),
+            ("torch_cuda", lambda x=x: gpu_model(torch.from_numpy(x).to("cuda")).cpu()),  # .cpu() waits for the GPU
+        ):
+            for _ in range(10):
+                run()
+            samples = []
+            for _ in range(100):
+                t = time.perf_counter()
+                with torch.no_grad():
+                    run()
+                samples.append(time.perf_counter() - t)
+            timings[f"{name}_ms"] = statistics.median(samples) * 1000
+        rows.append({"batch": batch, **timings, "ort_cuda_over_cpu": timings["ort_cuda_ms"] / timings["ort_cpu_ms"]})
+    return rows
 
 
 def plots(report: dict[str, Any], out: Path) -> list[str]:
@@ -311,7 +338,10 @@ def markdown(r: dict[str, Any], files: list[str]) -> str:
         *[f"| {a['batch']} | {a['direct_ms']:.3f} | {a['node_ms']:.3f} | {a['overhead'] * 100:+.0f} % | "
           f"{t['onnxruntime_ms']:.3f} | {t['torch_ms']:.3f} | {t['torch_over_ort']:.1f}× |"
           for a, t in zip(eng["node_vs_direct"], eng["ort_vs_torch"], strict=True)], "",
-        f"PyTorch runs the same weights (outputs checked equal to ONNX Runtime's); CUDA: {eng['cuda']}.", "",
+        "PyTorch runs the same weights (outputs checked equal to ONNX Runtime's). CUDA against CPU: "
+        + (eng["cuda"] if isinstance(eng["cuda"], str) else "; ".join(
+            f"batch {c['batch']}: ORT CUDA {c['ort_cuda_ms']:.3f} ms vs CPU {c['ort_cpu_ms']:.3f} ms, "
+            f"PyTorch CUDA {c['torch_cuda_ms']:.3f} ms" for c in eng["cuda"])) + ".", "",
         "## HTTP", "",
         f"`GET /account/balance`: median {bal['http']['median']:.2f} ms, p99 {bal['http']['p99']:.2f} ms; eth_call "
         f"through the same httpx client {bal['eth_call_same_client']['median']:.2f} ms, through a kept-alive "
