@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.deps import Idempotency, RateLimiter
-from backend.errors import ApiError, BadGateway, GatewayTimeout, TooLarge, from_revert
+from backend.errors import ApiError, BadGateway, GatewayTimeout, Invalid, TooLarge, from_revert
 from backend.routes import account, auth, compute, data, models, system, uploads
 from backend.services import Services
 from backend.settings import ApiSettings
@@ -91,7 +91,7 @@ def _as_api_error(exc: Exception) -> ApiError:
         return BadGateway(str(exc), code=exc.code)
     if isinstance(exc, RequestValidationError):
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
-        return ApiError("the request is invalid", code="validation_error", details={"errors": errors})
+        return Invalid("the request is invalid", details={"errors": errors})
     if isinstance(exc, HTTPException):
         codes = {404: "not_found", 405: "method_not_allowed"}
         error = ApiError(str(exc.detail), code=codes.get(exc.status_code, "http_error"))
@@ -123,8 +123,6 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         error = _as_api_error(exc)
-        if isinstance(exc, RequestValidationError):
-            error.status = 422
         if error.status >= 500 and not isinstance(exc, ApiError | ChainError | BlobError):
             log.exception("request %s failed", getattr(request.state, "request_id", "-"), exc_info=exc)
         return error_response(request, error)

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 
 from backend.db import Account, IdempotencyRecord
 from backend.errors import Conflict, Invalid, RateLimited, Unauthorized
@@ -38,6 +39,15 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH_ERRORS = (401,)
+
+
+def parse_body(model: type[BaseModel], raw: bytes) -> Any:
+    """A JSON body parsed by hand (routes whose body may also be binary), failing with the API's 422."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Invalid("the request body is invalid",
+                      details={"errors": exc.errors(include_url=False, include_input=False)}) from exc
 
 
 def services(request: Request) -> Services:
@@ -109,10 +119,7 @@ class Idempotency:
             return status, body, False
         if not 1 <= len(key) <= 200 or not key.isprintable():
             raise Invalid("Idempotency-Key must be 1-200 printable characters", code="invalid_idempotency_key")
-        try:
-            body_bytes = await request.body()
-        except RuntimeError:  # a streamed body (one-request upload): its SHA-256 is in the query string
-            body_bytes = b""
+        body_bytes = await request.body()
         fingerprint = hashlib.sha256(b"%s %s?%s\n%s" % (request.method.encode(), request.url.path.encode(),
                                                         request.url.query.encode(), body_bytes)).hexdigest()
         slot = (who.account_id, key)

@@ -8,17 +8,7 @@ import sys
 from pathlib import Path
 
 from backend.settings import ApiSettings
-from omnitensor.process import ServiceProcess
-
-
-def settings_env(settings: ApiSettings) -> dict[str, str]:
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        secret = getattr(value, "get_secret_value", None)
-        env[f"OMNITENSOR_API_{name.upper()}"] = str(secret() if secret else value)
-    return env
+from omnitensor.process import ServiceProcess, settings_env
 
 
 class ApiProcess(ServiceProcess):

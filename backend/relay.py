@@ -128,9 +128,7 @@ class Relay:
             raise from_revert(exc) from exc
         gas = int(estimate, 16) * 6 // 5  # the estimate already includes 21k of intrinsic gas: headroom enough
         (nonce,) = abi_decode(["uint256"], bytes(HexBytes(nonce_raw)))
-        priority = max(int(tip, 16), self.net.relayer.fees.min_priority_fee)
-        max_fee = int(latest["baseFeePerGas"], 16) * self.net.relayer.fees.base_fee_multiplier + priority
-        return gas, nonce, (max_fee, priority)
+        return gas, nonce, self.net.relayer.fee_caps(latest, tip)
 
     def _typed_data(self, sender: str, to: str, data: str, gas: int, nonce: int, deadline: int) -> dict[str, Any]:
         return {

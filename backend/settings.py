@@ -45,7 +45,6 @@ class ApiSettings(BaseSettings):
     max_model_bytes: int = 512 * MIB
     max_dataset_bytes: int = 2048 * MIB
     upload_ttl_s: int = 24 * 3600
-    max_page: int = 100
     max_tensor_bytes: int = 4 * MIB
     requests_per_minute: int = 600
     relays_per_minute: int = 60
@@ -54,7 +53,6 @@ class ApiSettings(BaseSettings):
     # ── inference ──
     default_job_ttl_s: int = 600
     default_wait_s: float = 30.0
-    max_wait_s: float = 300.0
     poll_interval: float = 0.002  # settlement polling while a request waits (two RPCs of ~0.3 ms on a local node)
     idle_poll_interval: float = 0.5
     refund_interval_s: float = 5.0

@@ -113,12 +113,6 @@ class UploadStore:
                           code="sha256_mismatch", details={"received_sha256": digest.hexdigest()})
         return b"".join(parts)
 
-    def set_digest(self, upload_id: str, sha256: str) -> Upload:
-        with self.db.session() as s:
-            row = s.get(Upload, upload_id)
-            row.sha256 = sha256  # type: ignore[union-attr]
-            return row  # type: ignore[return-value]
-
     def mark_registered(self, upload_id: str, resource_id: int, tx_hash: str, block: int) -> Upload:
         with self.db.session() as s:
             row = s.get(Upload, upload_id)

@@ -29,9 +29,9 @@ from benchmarks import api_bench
 from benchmarks.node_bench import Bench, engine_overhead, latency, node_settings, percentile, wait_settled
 from omnitensor.anvil import Anvil, free_port, node_binary
 from omnitensor.paths import ROOT
-from omnitensor.process import ServiceProcess
 from oracle.background import BackgroundNode
 from oracle.engines import cuda_available
+from oracle.process import NodeProcess
 
 PEERS = {  # published figures of comparable systems, from their own test suites
     "openJob_input128": "Ritual Infernet create 142k; Chainlink Functions sendRequest 286k",
@@ -65,15 +65,10 @@ def gas() -> list[dict[str, Any]]:
     return [{"operation": k, "gas": v, "peers": PEERS.get(k, "")} for k, v in snapshot.items()]
 
 
-def node_process(bench: Bench, tmp: Path) -> ServiceProcess:
+def node_process(bench: Bench, tmp: Path) -> NodeProcess:
     """The oracle node as its own process, as operators run it (not sharing an interpreter with the requesters)."""
-    port = free_port()
-    env = {**os.environ, "OMNITENSOR_NODE_RPC_URL": bench.chain.rpc_url, "OMNITENSOR_NODE_PRIVATE_KEY": bench.node_key,
-           "OMNITENSOR_NODE_MANIFEST": str(tmp / "m.json"), "OMNITENSOR_NODE_BLOB_DIR": str(bench.blobs.root),
-           "OMNITENSOR_NODE_STATE_DB": str(tmp / "node-process.db"), "OMNITENSOR_NODE_METRICS_PORT": str(port),
-           "OMNITENSOR_NODE_DEVICE": "cpu", "OMNITENSOR_NODE_POLL_INTERVAL": "0.005", "OMNITENSOR_NODE_MAX_BATCH": "64"}
-    return ServiceProcess("oracle node", [sys.executable, "-m", "oracle"], env, tmp / "node.log",
-                          f"http://127.0.0.1:{port}/health").start()
+    return NodeProcess(node_settings(bench, state_db=tmp / "node-process.db", metrics_port=free_port()),
+                       tmp / "node.log").start()  # type: ignore[return-value]
 
 
 def wait_closed(bench: Bench, job_ids: list[int], from_block: int, timeout: float = 600) -> None:

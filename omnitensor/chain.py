@@ -431,7 +431,8 @@ class Signer:
     def from_key(cls, chain: Chain, private_key: str, fees: FeePolicy | None = None) -> Signer:
         return cls(chain, Account.from_key(private_key), fees)
 
-    def _fee_caps(self, latest: dict[str, Any], tip_hex: str) -> tuple[int, int]:
+    def fee_caps(self, latest: dict[str, Any], tip_hex: str) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas) from the latest block and eth_maxPriorityFeePerGas."""
         priority = max(int(tip_hex, 16), self.fees.min_priority_fee)
         return int(latest["baseFeePerGas"], 16) * self.fees.base_fee_multiplier + priority, priority
 
@@ -456,7 +457,7 @@ class Signer:
         if gas is None:
             estimate = int(results[3], 16)
             gas = estimate + estimate // 5 + 10_000  # headroom for state changes between estimate and mining
-        max_fee, priority = self._fee_caps(results[1], results[2])
+        max_fee, priority = self.fee_caps(results[1], results[2])
         tx = {"data": data, "value": value, "gas": gas, "chainId": self.chain.chain_id,
               "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority, "type": 2}
         if to is not None:

@@ -9,8 +9,21 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic_settings import BaseSettings
 
 from omnitensor.errors import OmniTensorError
+
+
+def settings_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment variables that give a child process these settings (`<env_prefix><NAME>`)."""
+    prefix = settings.model_config.get("env_prefix", "")
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        secret = getattr(value, "get_secret_value", None)
+        env[f"{prefix}{name.upper()}"] = str(secret() if secret else value)
+    return env
 
 
 class ServiceProcess:

@@ -12,11 +12,13 @@ from eth_utils import to_checksum_address
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
+from omnitensor.anvil import dev_keys
 from omnitensor.chain import Chain, Event, EventDecoder, Signer
 from omnitensor.compiler import CONTRACTS
 from omnitensor.errors import ContractRevert
 from omnitensor.jobs import job_from_event
 from omnitensor.manifest import Manifest
+from oracle.settings import NodeSettings
 
 OMNIT = 10**18
 ROLES = ("admin", "alice", "bob", "carol", "node1", "node2", "owner", "relayer")
@@ -109,6 +111,16 @@ class Net:
     def deposit_of(self, role_or_addr: str) -> tuple[int, int]:
         address = self.addr(role_or_addr) if role_or_addr in self.signers else role_or_addr
         return tuple(self.call(self.market.functions.balanceOf(address)))  # type: ignore[return-value]
+
+
+def node_settings(net: Net, role: str, **values: Any) -> NodeSettings:
+    """A test node's settings: the role's development key, fast polling, no metrics port; `values` (its
+    manifest, blob_dir and state_db at least) on top."""
+    defaults: dict[str, Any] = {
+        "rpc_url": net.chain.rpc_url, "private_key": dev_keys()[ROLES.index(role)], "metrics_port": 0,
+        "poll_interval": 0.02, "usage_report_interval": 0.5, "fallback_grace": 0,
+    }
+    return NodeSettings(**{**defaults, **values})
 
 
 job_tuple = job_from_event  # the name the contract tests read best with

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from backend.deps import errors, principal, services
+from backend.deps import errors, parse_body, principal, services
 from backend.errors import Invalid
 from backend.network import topic_int
-from backend.routes.models import _parse
-from backend.routes.uploads import check_single_size, one_request, session_view
+from backend.routes.uploads import session_view, single_upload
 from backend.schemas import DatasetMetadata, DatasetUploadRequest, Name
 from backend.security import Principal
 
@@ -36,19 +35,16 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 async def upload_dataset(
     request: Request, who: Principal = Depends(principal),
     name: Name | None = Query(None, description="binary uploads: the dataset's name"),
-    sha256: str | None = Query(None, pattern=r"^[0-9a-fA-F]{64}$", description="binary uploads: required"),
+    sha256: str | None = Query(None, pattern=r"^[0-9a-fA-F]{64}$", description="binary uploads: checked if given"),
 ) -> JSONResponse:
     """Same flow as models: chunks in any order, resumable, verified by SHA-256 at completion, stored by
     digest and registered on-chain with its size, URI and metadata."""
     svc = services(request)
     if request.headers.get("content-type", "").startswith("application/octet-stream"):
-        if name is None or sha256 is None:
-            raise Invalid("a binary upload needs the name and sha256 query parameters", code="validation_error")
-        size = check_single_size(svc, request)
-        row = await run_in_threadpool(svc.uploads.create, who.account_id, "dataset", size=size, sha256=sha256,
-                                      max_bytes=svc.settings.max_dataset_bytes, name=name, single=True)
-        return await one_request(request, svc, who, row)
-    spec = _parse(DatasetUploadRequest, await request.body())
+        if name is None:
+            raise Invalid("a binary upload needs the name query parameter", code="validation_error")
+        return await single_upload(request, svc, who, "dataset", sha256, svc.settings.max_dataset_bytes, name=name)
+    spec = parse_body(DatasetUploadRequest, await request.body())
     if len(json.dumps(spec.metadata)) > 3500:  # the registry keeps at most 4096 bytes of metadata text
         raise Invalid("metadata is limited to 3500 bytes of JSON", code="metadata_too_large")
     row = await run_in_threadpool(svc.uploads.create, who.account_id, "dataset", size=spec.size, sha256=spec.sha256,

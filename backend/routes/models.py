@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlalchemy import and_, or_, select
 
 from backend.db import Job
-from backend.deps import account_of, errors, principal, services
+from backend.deps import account_of, errors, parse_body, principal, services
 from backend.errors import Invalid, NotFound, TooLarge, Unavailable
 from backend.jobs import job_view
 from backend.network import FORMATS, ZERO_ADDRESS, topic_address
-from backend.routes.uploads import blob_location, check_single_size, complete, one_request, session_view
+from backend.routes.uploads import blob_location, session_view, single_upload
 from backend.schemas import InferenceRequest, JobPage, JobView, ModelInfo, ModelPage, ModelUploadRequest, Name
 from backend.security import Principal
 from backend.services import Services
@@ -91,40 +89,13 @@ async def upload_model(
         if name is None or format is None or price_wei is None:
             raise Invalid("a binary upload needs the name, format and price_wei query parameters",
                           code="validation_error")
-        size = check_single_size(svc, request)
-        row = await run_in_threadpool(
-            svc.uploads.create, who.account_id, "model", size=size, sha256=sha256 or "0" * 64,
-            max_bytes=svc.settings.max_model_bytes, name=name, fmt=format, price_wei=price_wei, single=True)
-        if sha256 is None:  # the client did not give one: the session takes the digest of what arrives
-            return await _unchecked_single(request, svc, who, row)
-        return await one_request(request, svc, who, row)
-    spec = _parse(ModelUploadRequest, await request.body())
+        return await single_upload(request, svc, who, "model", sha256, svc.settings.max_model_bytes, name=name,
+                                   fmt=format, price_wei=price_wei)
+    spec = parse_body(ModelUploadRequest, await request.body())
     row = await run_in_threadpool(
         svc.uploads.create, who.account_id, "model", size=spec.size, sha256=spec.sha256,
         max_bytes=svc.settings.max_model_bytes, name=spec.name, fmt=spec.format, price_wei=spec.price_wei)
     return JSONResponse(session_view(svc, row), 201, headers={"Location": f"/uploads/{row.id}"})
-
-
-async def _unchecked_single(request: Request, svc: Services, who: Principal, row: Any) -> JSONResponse:
-    data = await request.body()
-    if len(data) != row.size:
-        raise Invalid("the body is shorter than its Content-Length", code="chunk_size_mismatch")
-    row = await run_in_threadpool(svc.uploads.set_digest, row.id, hashlib.sha256(data).hexdigest())
-
-    async def once() -> Any:
-        yield data
-
-    await svc.uploads.put_chunk(row, 0, once())
-    return await request.app.state.idempotency.run(request, svc, who,
-                                                     lambda key: complete(svc, who, row, row.sha256, key))
-
-
-def _parse(model: Any, raw: bytes) -> Any:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise Invalid("the request body is invalid", details={"errors": exc.errors(include_url=False,
-                                                                                    include_input=False)}) from exc
 
 
 # ── listing ──
@@ -168,7 +139,7 @@ def _inputs(svc: Services, request: Request, raw: bytes) -> tuple[bytes, Inferen
         except tensors.TensorDecodeError as exc:
             raise Invalid(str(exc), code="invalid_tensor") from exc
         return raw, None
-    spec = _parse(InferenceRequest, raw)
+    spec = parse_body(InferenceRequest, raw)
     return tensors.encode(to_arrays(spec.inputs, svc.settings.max_tensor_bytes)), spec
 
 

@@ -3,7 +3,9 @@ validate, store by digest, register on-chain)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -80,11 +82,26 @@ def complete(svc: Services, who: Principal, row: Upload, sha256: str, key: str) 
                  "tx_hash": row.tx_hash, "block": row.block, "upload_id": row.id}
 
 
-async def one_request(request: Request, svc: Services, who: Principal, row: Upload) -> JSONResponse:
-    """A small file in one request: one chunk, then completion."""
-    await svc.uploads.put_chunk(row, 0, request.stream())
-    return await request.app.state.idempotency.run(
-        request, svc, who, lambda key: complete(svc, who, row, row.sha256, key))
+async def single_upload(request: Request, svc: Services, who: Principal, kind: str, sha256: str | None,
+                        max_bytes: int, **fields: Any) -> JSONResponse:
+    """A small file as one request body: checked against the client's SHA-256 when given, then the same
+    session, chunk and completion as a chunked upload."""
+    size = check_single_size(svc, request)
+    data = await request.body()
+    if len(data) != size:
+        raise Invalid("the body is shorter than its Content-Length", code="chunk_size_mismatch")
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and sha256.lower() != digest:
+        raise Invalid("the body does not hash to the given SHA-256", code="sha256_mismatch",
+                      details={"received_sha256": digest})
+    row = await run_in_threadpool(svc.uploads.create, who.account_id, kind, size=size, sha256=digest,
+                                  max_bytes=max_bytes, single=True, **fields)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    await svc.uploads.put_chunk(row, 0, body())
+    return await request.app.state.idempotency.run(request, svc, who, lambda key: complete(svc, who, row, digest, key))
 
 
 def check_single_size(svc: Services, request: Request) -> int:

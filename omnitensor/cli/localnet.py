@@ -6,7 +6,6 @@ and jobs."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import sys
@@ -16,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from backend.process import ApiProcess
+from backend.settings import ApiSettings
 from omnitensor.anvil import Anvil, dev_keys, port_in_use
 from omnitensor.chain import Chain, Signer
 from omnitensor.deploy import DeployParams, deploy
@@ -23,6 +24,8 @@ from omnitensor.errors import ConfigError, OmniTensorError
 from omnitensor.keys import account_from_key
 from omnitensor.manifest import Manifest
 from omnitensor.process import ServiceProcess
+from oracle.process import NodeProcess
+from oracle.settings import NodeSettings
 
 OMNIT = 10**18
 DEV_FUNDED = range(1, 5)  # anvil accounts 1–4: enough OMNIT to stake a node or deposit as a requester
@@ -74,27 +77,17 @@ class LocalNetwork:
         manifest, deployed = deploy(chain, account_from_key(dev_keys()[0]), DeployParams(), manifest_path)
         if deployed:
             fund_dev_accounts(chain, manifest)
-        python = sys.executable
-        node_env = {**os.environ, "OMNITENSOR_NODE_RPC_URL": self.anvil.url,
-                    "OMNITENSOR_NODE_PRIVATE_KEY": dev_keys()[NODE_KEY],
-                    "OMNITENSOR_NODE_MANIFEST": str(manifest_path),
-                    "OMNITENSOR_NODE_BLOB_DIR": str(self.state / "blobs"),
-                    "OMNITENSOR_NODE_STATE_DB": str(self.state / "node.db"),
-                    "OMNITENSOR_NODE_METRICS_PORT": str(self.metrics_port)}
-        self._run(ServiceProcess("oracle node", [python, "-m", "oracle"], node_env, self.state / "node.log",
-                                 f"http://127.0.0.1:{self.metrics_port}/health"))
+        self._run(NodeProcess(NodeSettings(
+            rpc_url=self.anvil.url, private_key=dev_keys()[NODE_KEY], manifest=manifest_path,
+            blob_dir=self.state / "blobs", state_db=self.state / "node.db", metrics_port=self.metrics_port,
+        ), self.state / "node.log"))
         admin_token = _secret(self.state / "admin-token")
-        api_env = {**os.environ, "OMNITENSOR_API_RPC_URL": self.anvil.url,
-                   "OMNITENSOR_API_MANIFEST": str(manifest_path),
-                   "OMNITENSOR_API_DATABASE_URL": f"sqlite:///{self.state / 'api.db'}",
-                   "OMNITENSOR_API_DATA_DIR": str(self.state / "api"),
-                   "OMNITENSOR_API_BLOB_DIR": str(self.state / "blobs"),
-                   "OMNITENSOR_API_SECRET": _secret(self.state / "api-secret"),
-                   "OMNITENSOR_API_ADMIN_TOKEN": admin_token,
-                   "OMNITENSOR_API_RELAYER_PRIVATE_KEY": dev_keys()[RELAYER_KEY],
-                   "OMNITENSOR_API_SIWE_DOMAIN": f"127.0.0.1:{self.api_port}"}
-        self._run(ServiceProcess("API", [python, "-m", "backend", "serve", "--port", str(self.api_port)], api_env,
-                                 self.state / "api.log", f"{self.api_url}/health"))
+        self._run(ApiProcess(ApiSettings(
+            rpc_url=self.anvil.url, manifest=manifest_path, database_url=f"sqlite:///{self.state / 'api.db'}",
+            data_dir=self.state / "api", blob_dir=self.state / "blobs", secret=_secret(self.state / "api-secret"),
+            admin_token=admin_token, relayer_private_key=dev_keys()[RELAYER_KEY],
+            siwe_domain=f"127.0.0.1:{self.api_port}",
+        ), self.api_port, self.state / "api.log"))
         demo = self._demo(chain, manifest, admin_token)
         local = {"rpc_url": self.anvil.url, "api_url": self.api_url, "chain_id": chain.chain_id,
                  "manifest": str(manifest_path), "admin_token_file": str(self.state / "admin-token"), **demo}

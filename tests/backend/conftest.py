@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,7 @@ from backend.settings import ApiSettings
 from omnitensor.anvil import dev_keys
 from oracle import demo
 from oracle.background import BackgroundNode
-from oracle.settings import NodeSettings
-from tests.support import OMNIT, ROLES, Net
+from tests.support import OMNIT, ROLES, Net, node_settings
 
 ADMIN_TOKEN = "admin-test-token"
 SECRET = "test-secret-0123456789"
@@ -105,16 +105,21 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def wait_job(self, user: dict[str, Any], job_id: str | int, timeout: float = 30) -> dict[str, Any]:
+        """The job's resource once it is no longer pending (the restarted API may answer 404 for a moment)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = self.client.get(f"/ai/jobs/{job_id}", headers=user["headers"])
+            if r.status_code == 200 and r.json()["status"] != "pending":
+                return r.json()
+            time.sleep(0.05)
+        raise TimeoutError(f"job {job_id}: {r.status_code} {r.text}")
+
     def start_node(self, role: str = "node1", **overrides: Any) -> BackgroundNode:
         self.net.omnit(role, 100 * OMNIT)
-        values: dict[str, Any] = {
-            "rpc_url": self.net.chain.rpc_url, "private_key": dev_keys()[ROLES.index(role)],
+        node = BackgroundNode(node_settings(self.net, role, **{
             "manifest": self.settings.manifest, "blob_dir": self.settings.blob_dir,
-            "state_db": self.settings.data_dir / f"{role}.db", "metrics_port": 0, "poll_interval": 0.01,
-            "usage_report_interval": 0.5, "fallback_grace": 0,
-        }
-        values.update(overrides)
-        node = BackgroundNode(NodeSettings(**values))
+            "state_db": self.settings.data_dir / f"{role}.db", "poll_interval": 0.01, **overrides}))
         self.nodes.append(node)
         return node
 

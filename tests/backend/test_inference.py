@@ -3,8 +3,6 @@ fees, errors, idempotent retries, and isolation between accounts."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import onnxruntime as ort
 
@@ -58,12 +56,7 @@ def test_binary_inputs_large_inputs_and_not_waiting(api: Api, onnx_model: bytes)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "pending"
     assert r.headers["location"] == f"/ai/jobs/{r.json()['job_id']}"
-    job_id = r.json()["job_id"]
-    for _ in range(200):
-        job = api.client.get(f"/ai/jobs/{job_id}", headers=user["headers"]).json()
-        if job["status"] != "pending":
-            break
-        time.sleep(0.05)
+    job = api.wait_job(user, r.json()["job_id"])
     assert job["status"] == "settled"
     (expected, _) = ort.InferenceSession(onnx_model).run(None, {"input": big})
     assert job["outputs"]["label"]["data"] == expected.tolist()
@@ -147,11 +140,6 @@ def test_jobs_nobody_settles_are_refunded_after_their_deadline(api: Api, onnx_mo
     assert r.status_code == 202, r.text
     assert api.client.get("/account/balance", headers=user["headers"]).json()["locked_wei"] != "0"
     api.net.advance(45)
-    for _ in range(100):
-        job = api.client.get(f"/ai/jobs/{r.json()['job_id']}", headers=user["headers"]).json()
-        if job["status"] != "pending":
-            break
-        time.sleep(0.05)
-    assert job["status"] == "refunded"
+    assert api.wait_job(user, r.json()["job_id"])["status"] == "refunded"
     balance = api.client.get("/account/balance", headers=user["headers"]).json()
     assert (balance["available_wei"], balance["locked_wei"]) == (str(OMNIT), "0")

@@ -87,7 +87,7 @@ def test_an_inference_survives_a_crash(process: Running, net: Net, onnx_model: b
         _wait_for_settlement(net, job_id)
         process.start()
         with httpx.Client(base_url=process.url, timeout=60) as client:
-            job = _poll_job(client, user["headers"], job_id)
+            job = Api(net, client, process.settings).wait_job(user, job_id)  # type: ignore[arg-type]
             assert job["status"] == "settled"
             assert len(job["outputs"]["label"]["data"]) == 1
             # The client retries with the same key: the same job, no second transaction.
@@ -118,13 +118,3 @@ def _wait_for_settlement(net: Net, job_id: int, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} not settled")
-
-
-def _poll_job(client: httpx.Client, headers: dict[str, str], job_id: int, timeout: float = 30) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = client.get(f"/ai/jobs/{job_id}", headers=headers)
-        if r.status_code == 200 and r.json()["status"] != "pending":
-            return r.json()
-        time.sleep(0.1)
-    raise TimeoutError(f"job {job_id}: {r.status_code} {r.text}")

@@ -13,12 +13,11 @@ import pytest
 from eth_utils import to_checksum_address
 
 from omnitensor import tensors
-from omnitensor.anvil import dev_keys
 from omnitensor.blobs import BlobStore, blob_uri
 from oracle import demo
 from oracle.background import BackgroundNode
 from oracle.settings import NodeSettings
-from tests.support import OMNIT, ROLES, Net
+from tests.support import OMNIT, Net, node_settings
 
 ZERO = b"\x00" * 32
 
@@ -48,14 +47,8 @@ class Oracle:
         self.nodes: list[BackgroundNode] = []
 
     def settings(self, role: str = "node1", **overrides: Any) -> NodeSettings:
-        values: dict[str, Any] = {
-            "rpc_url": self.net.chain.rpc_url, "private_key": dev_keys()[ROLES.index(role)],
-            "manifest": self.tmp / "manifest.json", "blob_dir": self.blobs.root,
-            "state_db": self.tmp / f"{role}.db", "metrics_port": 0, "poll_interval": 0.02,
-            "usage_report_interval": 0.5, "fallback_grace": 0,
-        }
-        values.update(overrides)
-        return NodeSettings(**values)
+        return node_settings(self.net, role, **{"manifest": self.tmp / "manifest.json", "blob_dir": self.blobs.root,
+                                                "state_db": self.tmp / f"{role}.db", **overrides})
 
     def fund_node(self, role: str) -> None:
         self.net.omnit(role, 100 * OMNIT)
