@@ -162,8 +162,10 @@ def open_job(svc: Services, who: Principal, model_id: int, payload: bytes, node:
     if len(payload) > MAX_INLINE_INPUT:
         digest = svc.blobs.put(payload)
         payload = blob_location(svc, digest).encode()
+    # The deadline is checked against the chain's clock, which need not be this host's (a local chain that
+    # travelled in time, a lagging L2 sequencer).
     call = svc.net.calldata("ComputeMarket", "openJob", model_id, node or ZERO_ADDRESS, max_fee,
-                            int(time.time()) + ttl, digest, payload)
+                            svc.net.now() + ttl, digest, payload)
     account = account_of(svc, who)
     _, events = svc.relay.submit(account, "ComputeMarket", call, action="open_job", key=key, accepted_at=accepted_at)
     job_id = next(e.args["jobId"] for e in events if e.name == "JobOpened")
