@@ -27,10 +27,10 @@ from omnitensor.anvil import Anvil, dev_keys
 from omnitensor.blobs import BlobStore, blob_uri
 from omnitensor.chain import Chain, EventDecoder, Signer
 from omnitensor.deploy import DeployParams, deploy
+from omnitensor.engines import FORMAT_ONNX, load_engine, run_batch
 from omnitensor.keys import account_from_key
 from oracle import demo
 from oracle.background import BackgroundNode
-from oracle.engines import FORMAT_ONNX, load_engine, run_batch
 from oracle.settings import NodeSettings
 
 OMNIT = 10**18

@@ -28,9 +28,9 @@ import torch
 from benchmarks import api_bench
 from benchmarks.node_bench import Bench, engine_overhead, latency, node_settings, percentile, wait_settled
 from omnitensor.anvil import Anvil, free_port, node_binary
+from omnitensor.engines import cuda_available
 from omnitensor.paths import ROOT
 from oracle.background import BackgroundNode
-from oracle.engines import cuda_available
 from oracle.process import NodeProcess
 
 PEERS = {  # published figures of comparable systems, from their own test suites

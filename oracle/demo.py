@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oracle.engines import TORCH_SIGNATURE_FILE
+from omnitensor.engines import TORCH_SIGNATURE_FILE
 
 
 @dataclass(frozen=True)

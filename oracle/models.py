@@ -10,8 +10,8 @@ from collections import OrderedDict
 
 from omnitensor.blobs import BlobError, BlobStore, DigestMismatch
 from omnitensor.chain import Chain
-from oracle.engines import Engine, load_engine
-from oracle.errors import FailureCode, JobFailure
+from omnitensor.engines import Engine, load_engine
+from omnitensor.failures import FailureCode, JobFailure
 
 log = logging.getLogger(__name__)
 FAILURE_TTL_S = 30.0  # a model that failed to load is not fetched again for every job within this time

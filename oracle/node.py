@@ -20,13 +20,14 @@ from eth_account.signers.local import LocalAccount
 from omnitensor import tensors
 from omnitensor.blobs import BlobError, BlobStore, BlobTooLarge, DigestMismatch, blob_uri
 from omnitensor.chain import Chain, EventDecoder, Signer
+from omnitensor.engines import check_feeds, cuda_available, run_batch
 from omnitensor.errors import ChainError, ContractRevert
+from omnitensor.failures import FailureCode, JobFailure
 from omnitensor.jobs import job_from_event
 from omnitensor.keys import account_from_key, load_keystore
 from omnitensor.manifest import Manifest, default_manifest_path
 from omnitensor.paths import DEFAULT_STATE_DIR
-from oracle.engines import check_feeds, cuda_available, run_batch
-from oracle.errors import FailureCode, JobFailure, StartupError
+from oracle.errors import StartupError
 from oracle.metrics import HealthServer, NodeMetrics
 from oracle.models import ModelCache
 from oracle.settings import NodeSettings

@@ -20,8 +20,8 @@ from backend.schemas import ChunkReceived, CompleteUpload, UploadSession
 from backend.security import Principal
 from backend.services import Services
 from omnitensor.blobs import blob_uri
-from oracle.engines import load_engine
-from oracle.errors import JobFailure
+from omnitensor.engines import load_engine
+from omnitensor.failures import JobFailure
 
 router = APIRouter(tags=["uploads"])
 UploadId = Path(pattern=r"^upl_[0-9a-f]{24}$", description="from the upload's creation")

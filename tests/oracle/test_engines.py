@@ -10,8 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from oracle import demo
-from oracle.engines import (
+from omnitensor.engines import (
     FORMAT_ONNX,
     FORMAT_TORCHSCRIPT,
     TORCH_SIGNATURE_FILE,
@@ -20,7 +19,8 @@ from oracle.engines import (
     load_engine,
     run_batch,
 )
-from oracle.errors import FailureCode, JobFailure
+from omnitensor.failures import FailureCode, JobFailure
+from oracle import demo
 
 
 def test_onnx_engine_matches_onnx_runtime_and_describes_its_signature(onnx_model: bytes,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
+from omnitensor.engines import FORMAT_ONNX, FORMAT_TORCHSCRIPT
+from omnitensor.failures import FailureCode
 from oracle import demo
-from oracle.engines import FORMAT_ONNX, FORMAT_TORCHSCRIPT
-from oracle.errors import FailureCode
 from tests.oracle.conftest import Oracle
 from tests.support import OMNIT
 

@@ -8,8 +8,8 @@ import httpx
 
 from omnitensor import tensors
 from omnitensor.anvil import free_port
+from omnitensor.engines import FORMAT_ONNX
 from oracle import demo
-from oracle.engines import FORMAT_ONNX
 from tests.oracle.conftest import Oracle
 from tests.support import OMNIT
 

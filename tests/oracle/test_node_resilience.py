@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from omnitensor.anvil import dev_keys
+from omnitensor.engines import FORMAT_ONNX
 from oracle import demo
-from oracle.engines import FORMAT_ONNX
 from oracle.errors import StartupError
 from oracle.node import OracleNode
 from tests.oracle.conftest import Oracle

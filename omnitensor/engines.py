@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from oracle.errors import FailureCode, JobFailure
+from omnitensor.failures import FailureCode, JobFailure
 
 FORMAT_ONNX = 0
 FORMAT_TORCHSCRIPT = 1
