@@ -46,6 +46,14 @@ class ApiSettings(BaseSettings):
     max_dataset_bytes: int = 2048 * MIB
     upload_ttl_s: int = 24 * 3600
     max_tensor_bytes: int = 4 * MIB
+    max_output_bytes: int = 64 * MIB  # largest job output the API fetches from a node to show it
+
+    # ── fetching (outputs named by nodes) and model validation (omnitensor.sandbox) ──
+    fetch_allow_file: bool = False  # file:// URIs: paths on this host (local networks only)
+    fetch_allow_private: bool = False  # loopback, private and link-local addresses (local networks only)
+    fetch_deadline_s: float = 30.0
+    validate_memory_bytes: int = 4 * 1024 * MIB  # a model being validated may grow its worker by this much
+    validate_timeout_s: float = 120.0
     requests_per_minute: int = 600
     relays_per_minute: int = 60
     relays_total: int = 100_000

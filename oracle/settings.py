@@ -38,6 +38,21 @@ class NodeSettings(BaseSettings):
     model_cache_bytes: int = Field(512 * 2**20, ge=0)
     max_model_bytes: int = Field(512 * 2**20, ge=1)
     max_input_bytes: int = Field(64 * 2**20, ge=1)
+    max_output_bytes: int = Field(64 * 2**20, ge=1, description="largest encoded outputs of one job")
+
+    # Fetching models and by-reference inputs (omnitensor.blobs.FetchPolicy).
+    fetch_allow_file: bool = Field(False, description="accept file:// URIs (paths on this host); local networks only")
+    fetch_allow_private: bool = Field(False, description="fetch from loopback, private and link-local addresses")
+    fetch_deadline_s: float = Field(120.0, gt=0, description="total seconds one fetch may take")
+
+    # Engine workers (omnitensor.sandbox): every model loads and runs in a child process with these limits.
+    max_workers: int = Field(2, ge=1, description="engine worker processes; each holds the models it loaded")
+    worker_memory_bytes: int = Field(4 * 2**30, ge=64 * 2**20, description="resident memory a worker may grow by "
+                                     "(its models and one batch); above it the worker is killed and replaced")
+    load_timeout_s: float = Field(120.0, gt=0, description="seconds to load one model in a worker")
+    batch_timeout_s: float = Field(30.0, gt=0, description="seconds one engine batch may run")
+    public_url: str | None = Field(None, description="the URL at which this node's metrics port is reachable from "
+                                   "elsewhere; outputs above the inline limit are named <public_url>/blobs/<sha256>")
 
     stake: int = Field(100 * OMNIT, ge=0, description="stake to register with, wei")
     price_per_job: int = Field(OMNIT // 100, ge=0)
