@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from omnitensor.tensors import DTYPES
 
@@ -170,9 +170,12 @@ class ModelPage(BaseModel):
 
 
 class TensorIn(Strict):
-    dtype: Literal[tuple(DTYPES)]  # type: ignore[valid-type]
-    shape: list[Annotated[int, Field(ge=0, le=1 << 31)]] = Field(max_length=8)
-    data: list[Any] = Field(description="row-major values; nested lists are accepted")
+    # A plain string, so a dtype outside DTYPES gets the API's `unsupported_dtype` error rather than a schema
+    # error; the document still lists the supported ones.
+    dtype: str = Field(max_length=32, json_schema_extra={"enum": list(DTYPES)})
+    shape: list[Annotated[int, Field(ge=0, le=1 << 31)]] = Field(max_length=8, description="[] for a 0-d tensor")
+    data: list[Any] | StrictBool | StrictInt | StrictFloat = Field(
+        description="row-major values; nested lists are accepted; a 0-d tensor's value may be given bare")
 
 
 class InferenceRequest(Strict):

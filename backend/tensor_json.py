@@ -1,8 +1,9 @@
 """Tensors in JSON: `{"name": {"dtype": "float32", "shape": [1, 64], "data": [...]}}`, `data` flat in
-row-major order (nested lists are accepted on input)."""
+row-major order (nested lists are accepted on input; a 0-d tensor, `"shape": []`, may give its value bare)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,15 @@ def to_arrays(inputs: dict[str, Any], max_bytes: int) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     total = 0
     for name, spec in inputs.items():
+        if spec.dtype not in DTYPES:
+            raise Invalid(f"tensor {name!r} has dtype {spec.dtype!r}; supported: {', '.join(DTYPES)}",
+                          code="unsupported_dtype",
+                          details={"tensor": name, "dtype": spec.dtype, "supported": list(DTYPES)})
         dtype = DTYPES[spec.dtype]
-        count = int(np.prod(spec.shape, dtype=np.int64)) if spec.shape else 1
+        if spec.shape and not isinstance(spec.data, list):
+            raise Invalid(f"tensor {name!r}: a bare value is only for shape [], give a list for {spec.shape}",
+                          code="invalid_tensor")
+        count = math.prod(spec.shape)  # Python ints: eight dimensions of 2^31 would wrap in int64
         total += count * np.dtype(dtype).itemsize
         if total > max_bytes:
             raise TooLarge(f"input tensors above {max_bytes} bytes", code="tensor_too_large")
@@ -29,7 +37,7 @@ def to_arrays(inputs: dict[str, Any], max_bytes: int) -> dict[str, np.ndarray]:
         if flat.size != count:
             raise Invalid(f"tensor {name!r}: shape {spec.shape} needs {count} values, got {flat.size}",
                           code="invalid_tensor")
-        arrays[name] = flat.reshape(spec.shape)
+        arrays[name] = flat.reshape(spec.shape)  # shape [] gives a 0-d array: `data` 3.0 and [3.0] alike
     return arrays
 
 

@@ -136,6 +136,9 @@ def _inputs(svc: Services, request: Request, raw: bytes) -> tuple[bytes, Inferen
             raise TooLarge(f"inputs above {svc.settings.max_tensor_bytes} bytes", code="tensor_too_large")
         try:
             tensors.decode(raw)
+        except tensors.UnsupportedDtype as exc:
+            details = {"tensor": exc.tensor, "dtype": exc.dtype, "supported": list(tensors.DTYPES)}
+            raise Invalid(str(exc), code="unsupported_dtype", details=details) from exc
         except tensors.TensorDecodeError as exc:
             raise Invalid(str(exc), code="invalid_tensor") from exc
         return raw, None

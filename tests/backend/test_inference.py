@@ -3,6 +3,10 @@ fees, errors, idempotent retries, and isolation between accounts."""
 
 from __future__ import annotations
 
+import json
+import struct
+from typing import Any
+
 import numpy as np
 import onnxruntime as ort
 
@@ -92,8 +96,11 @@ def test_inference_errors(api: Api, onnx_model: bytes) -> None:
           "fee_above_max")
     bad = {"input": {"dtype": "float32", "shape": [2, 64], "data": [0.0] * 64}}
     error(api.client.post(url, json={"inputs": bad}, headers=user["headers"]), 422, "invalid_tensor")
-    error(api.client.post(url, json={"inputs": {"input": {"dtype": "complex", "shape": [1], "data": [1]}}},
-                          headers=user["headers"]), 422, "validation_error")
+    body = error(api.client.post(url, json={"inputs": {"input": {"dtype": "complex", "shape": [1], "data": [1]}}},
+                                 headers=user["headers"]), 422, "unsupported_dtype")
+    assert (body["details"]["tensor"], body["details"]["dtype"]) == ("input", "complex")
+    scalar_for_a_vector = {"input": {"dtype": "float32", "shape": [2], "data": 3.0}}
+    error(api.client.post(url, json={"inputs": scalar_for_a_vector}, headers=user["headers"]), 422, "invalid_tensor")
     huge = {"input": {"dtype": "float64", "shape": [1024, 1024], "data": [0.0]}}
     error(api.client.post(url, json={"inputs": huge}, headers=user["headers"]), 413, "tensor_too_large")
     error(api.client.post(url, content=b"not safetensors", headers={**user["headers"],
@@ -143,3 +150,48 @@ def test_jobs_nobody_settles_are_refunded_after_their_deadline(api: Api, onnx_mo
     assert api.wait_job(user, r.json()["job_id"])["status"] == "refunded"
     balance = api.client.get("/account/balance", headers=user["headers"]).json()
     assert (balance["available_wei"], balance["locked_wei"]) == (str(OMNIT), "0")
+
+
+def safetensors_body(dtype: str, shape: list[int], data: bytes) -> bytes:
+    """An archive as another safetensors writer (torch, JAX) makes it, for dtypes numpy cannot write."""
+    header = json.dumps({"input": {"dtype": dtype, "shape": shape, "data_offsets": [0, len(data)]}}).encode()
+    return struct.pack("<Q", len(header)) + header + data
+
+
+def test_dtypes_jobs_cannot_carry_are_refused_before_a_job_opens(api: Api, onnx_model: bytes) -> None:
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    api.start_node()
+    url = f"/ai/models/{model_id}/inference"
+    binary = {**user["headers"], "Content-Type": "application/octet-stream"}
+    for dtype, size in [("BF16", 2 * 64), ("F8_E4M3", 64), ("F8_E5M2", 64), ("U16", 2 * 64)]:
+        body = error(api.client.post(url, content=safetensors_body(dtype, [1, 64], bytes(size)), headers=binary),
+                     422, "unsupported_dtype")
+        assert (body["details"]["tensor"], body["details"]["dtype"]) == ("input", dtype)
+        assert dtype in body["message"]
+    error(api.client.post(url, json={"inputs": {"input": {"dtype": "bfloat16", "shape": [1], "data": [1.0]}}},
+                          headers=user["headers"]), 422, "unsupported_dtype")
+    assert api.client.get("/ai/jobs", headers=user["headers"]).json()["items"] == []
+    assert api.client.get("/account/balance", headers=user["headers"]).json()["available_wei"] == str(OMNIT)
+
+
+def test_0d_inputs_reach_the_node_as_0d(api: Api, onnx_model: bytes) -> None:
+    """What a node reads is the job's input in its JobOpened event: no node needs to run a 0-d model to see it."""
+    user = api.account(deposit=OMNIT)
+    model_id = api.upload_model(user, onnx_model)["model_id"]
+    api.net.register_node("node2")  # registered, but never runs
+    url = f"/ai/models/{model_id}/inference"
+
+    def opened_input(**body: Any) -> bytes:
+        r = api.client.post(url, params={"wait": "false"}, **{"headers": user["headers"], **body})
+        assert r.status_code == 202, r.text
+        receipt = api.net.chain.receipt(r.json()["request_tx"])
+        (opened,) = api.net.logs(receipt, "JobOpened")
+        return opened.args["input"]
+
+    for data in (3.0, [3.0]):
+        payload = opened_input(json={"inputs": {"input": {"dtype": "float32", "shape": [], "data": data}}})
+        (x,) = tensors.decode(payload).values()
+        assert (x.shape, x.dtype, x.item()) == ((), np.float32, 3.0)
+    raw = safetensors_body("I64", [], struct.pack("<q", -7))
+    assert opened_input(content=raw, headers={**user["headers"], "Content-Type": "application/octet-stream"}) == raw
