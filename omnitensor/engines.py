@@ -1,14 +1,15 @@
 """Inference engines: ONNX Runtime and TorchScript, on CUDA when present (and allowed), else on the CPU.
 
-Only data formats are loaded: ONNX protobufs without external data files, and TorchScript archives, whose
-signature (input names, dtypes, shapes) comes from an `omnitensor.json` file stored inside the archive.
-Nothing is ever unpickled from uploaded bytes."""
+Engines run inside the sandbox's worker processes (`omnitensor.sandbox`), never in the node's or the API's own
+process. Only data formats are loaded, from the model's file (never an extra copy in memory): ONNX protobufs
+without external data files, and TorchScript archives, whose signature (input names, dtypes, shapes) comes
+from an `omnitensor.json` file stored inside the archive. Nothing is ever unpickled from uploaded bytes."""
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +18,7 @@ from omnitensor.failures import FailureCode, JobFailure
 
 FORMAT_ONNX = 0
 FORMAT_TORCHSCRIPT = 1
+FORMAT_NAMES = ("onnx", "torchscript")
 TORCH_SIGNATURE_FILE = "omnitensor.json"
 
 _ONNX_DTYPES = {
@@ -24,6 +26,8 @@ _ONNX_DTYPES = {
     "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
     "tensor(uint8)": "uint8", "tensor(bool)": "bool",
 }
+# Substrings of the runtimes' messages when an allocation failed (ONNX Runtime's arena, PyTorch's allocator).
+_OUT_OF_MEMORY = ("failed to allocate memory", "bad_alloc", "can't allocate memory", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -35,18 +39,25 @@ class TensorSpec:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(str(data["name"]), str(data["dtype"]),
+                   tuple(None if d is None else int(d) for d in data["shape"]))
+
 
 class Engine(Protocol):
     device: str
     inputs: tuple[TensorSpec, ...]
-    output_names: tuple[str, ...]
+    outputs: tuple[TensorSpec, ...]  # dtype "" and shape () where the format does not say
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 def dynamic_batch(engine: Engine) -> bool:
-    """True when every input's first dimension is dynamic, so jobs can be stacked into one batch."""
-    return all(spec.shape and spec.shape[0] is None for spec in engine.inputs)
+    """True when every input and every output has a dynamic first dimension, so jobs can be stacked along it.
+    An output of unknown shape counts as batchable; `run_batch` checks its rows after the call."""
+    return bool(engine.inputs) and all(spec.shape and spec.shape[0] is None for spec in engine.inputs) and all(
+        not spec.shape or spec.shape[0] is None for spec in engine.outputs)
 
 
 def check_feeds(engine: Engine, feeds: dict[str, np.ndarray]) -> None:
@@ -67,50 +78,65 @@ def check_feeds(engine: Engine, feeds: dict[str, np.ndarray]) -> None:
                              f"{name} has shape {list(array.shape)}, expected {shape}")
 
 
+def runtime_failure(exc: BaseException) -> JobFailure:
+    """A runtime's exception while running a model, as a job failure: out of memory or a model error."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or any(s in text.lower() for s in _OUT_OF_MEMORY):
+        return JobFailure(FailureCode.RESOURCE_LIMIT, f"the model needed more memory than this node allows: "
+                                                      f"{text[:300]}")
+    return JobFailure(FailureCode.MODEL_ERROR, f"the model failed: {text[:500]}")
+
+
 def cuda_available() -> bool:
     import onnxruntime as ort
 
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+def _onnx_shape(dims: list[Any]) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in dims)
+
+
 class OnnxEngine:
-    def __init__(self, data: bytes, device: str = "auto") -> None:
-        import onnx
+    def __init__(self, path: Path, device: str = "auto") -> None:
         import onnxruntime as ort
 
-        try:
-            proto = onnx.load_from_string(data)
-        except Exception as exc:  # protobuf raises its own DecodeError and others
-            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"not an ONNX model: {exc}") from exc
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
-            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, "ONNX models with external data files are refused")
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         elif device == "cuda":
             raise JobFailure(FailureCode.MODEL_LOAD_FAILED, "device=cuda but ONNX Runtime has no CUDA provider")
+        options = ort.SessionOptions()
+        # Pre-packing copies every MatMul weight into a second layout: twice the model's memory for a few percent.
+        options.add_session_config_entry("session.disable_prepacking", "1")
         try:
-            self.session = ort.InferenceSession(data, providers=providers)
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
-            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"ONNX Runtime cannot load the model: {exc}") from exc
+            message = str(exc)
+            if "external data" in message.lower():
+                raise JobFailure(FailureCode.MODEL_LOAD_FAILED, "ONNX models with external data files are refused; "
+                                 "re-export with the weights inside the .onnx file") from exc
+            if isinstance(exc, MemoryError) or any(s in message.lower() for s in _OUT_OF_MEMORY):
+                raise runtime_failure(exc) from exc
+            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"ONNX Runtime cannot load the model: {message[:500]}") \
+                from exc
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-        self.inputs = tuple(
-            TensorSpec(i.name, _ONNX_DTYPES.get(i.type, i.type),
-                       tuple(d if isinstance(d, int) else None for d in i.shape))
-            for i in self.session.get_inputs()
-        )
-        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self.inputs = tuple(TensorSpec(i.name, _ONNX_DTYPES.get(i.type, i.type), _onnx_shape(i.shape))
+                            for i in self.session.get_inputs())
+        self.outputs = tuple(TensorSpec(o.name, _ONNX_DTYPES.get(o.type, o.type), _onnx_shape(o.shape))
+                             for o in self.session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            outputs = self.session.run(list(self.output_names), feeds)
+            outputs = self.session.run(self._output_names, feeds)
         except Exception as exc:  # onnxruntime's runtime errors
-            raise JobFailure(FailureCode.MODEL_ERROR, f"the model failed: {exc}") from exc
-        return {name: np.asarray(value) for name, value in zip(self.output_names, outputs, strict=True)}
+            raise runtime_failure(exc) from exc
+        return {name: np.asarray(value) for name, value in zip(self._output_names, outputs, strict=True)}
 
 
 class TorchScriptEngine:
-    def __init__(self, data: bytes, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto") -> None:
         try:
             import torch
         except ImportError as exc:
@@ -124,13 +150,13 @@ class TorchScriptEngine:
         self.device = self._device.type
         extra = {TORCH_SIGNATURE_FILE: ""}
         try:
-            self.module = torch.jit.load(io.BytesIO(data), map_location=self._device, _extra_files=extra)
+            self.module = torch.jit.load(str(path), map_location=self._device, _extra_files=extra)
         except Exception as exc:  # torch raises RuntimeError and others for non-TorchScript bytes
-            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"not a TorchScript archive: {exc}") from exc
+            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"not a TorchScript archive: {str(exc)[:300]}") from exc
         try:
             signature = json.loads(extra[TORCH_SIGNATURE_FILE])
-            self.inputs = tuple(TensorSpec(i["name"], i["dtype"], tuple(i["shape"])) for i in signature["inputs"])
-            self.output_names = tuple(signature["outputs"])
+            self.inputs = tuple(TensorSpec.from_json(i) for i in signature["inputs"])
+            self.outputs = tuple(TensorSpec(str(name), "", ()) for name in signature["outputs"])
         except (ValueError, KeyError, TypeError) as exc:
             raise JobFailure(FailureCode.MODEL_LOAD_FAILED,
                              f"the archive lacks a valid {TORCH_SIGNATURE_FILE} signature: {exc}") from exc
@@ -138,35 +164,81 @@ class TorchScriptEngine:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self._device) for spec in self.inputs]
         try:
+            args = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self._device)
+                    for spec in self.inputs]
             with torch.inference_mode():
                 result = self.module(*args)
-        except Exception as exc:  # TorchScript raises torch.jit.Error / RuntimeError
-            raise JobFailure(FailureCode.MODEL_ERROR, f"the model failed: {exc}") from exc
-        values = result if isinstance(result, tuple | list) else (result,)
-        if len(values) != len(self.output_names):
-            raise JobFailure(FailureCode.MODEL_ERROR,
-                             f"the model returned {len(values)} outputs, its signature names {len(self.output_names)}")
-        return {name: v.detach().cpu().numpy() for name, v in zip(self.output_names, values, strict=True)}
+            values = result if isinstance(result, tuple | list) else (result,)
+            if len(values) != len(self.outputs):
+                raise JobFailure(FailureCode.MODEL_ERROR, f"the model returned {len(values)} outputs, its "
+                                 f"signature names {len(self.outputs)}")
+            if not all(isinstance(v, torch.Tensor) for v in values):
+                raise JobFailure(FailureCode.MODEL_ERROR, "the model returned something other than tensors")
+            return {spec.name: v.detach().cpu().numpy() for spec, v in zip(self.outputs, values, strict=True)}
+        except JobFailure:
+            raise
+        except Exception as exc:  # TorchScript raises torch.jit.Error / RuntimeError; numpy conversion TypeError
+            raise runtime_failure(exc) from exc
 
 
-def load_engine(model_format: int, data: bytes, device: str = "auto") -> Engine:
+def load_engine(model_format: int, path: Path, device: str = "auto") -> Engine:
+    """Loads the model file at `path`; raises JobFailure (MODEL_LOAD_FAILED, UNKNOWN_FORMAT, RESOURCE_LIMIT)."""
     if model_format == FORMAT_ONNX:
-        return OnnxEngine(data, device)
+        return OnnxEngine(path, device)
     if model_format == FORMAT_TORCHSCRIPT:
-        return TorchScriptEngine(data, device)
+        return TorchScriptEngine(path, device)
     raise JobFailure(FailureCode.UNKNOWN_FORMAT, f"unknown model format {model_format}")
 
 
-def run_batch(engine: Engine, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Runs several jobs' inputs as one call when the model has a dynamic batch dimension (stacking along
-    axis 0 and splitting the outputs back), else one call per job."""
-    if len(batch) == 1 or not dynamic_batch(engine):
-        return [engine.run(feeds) for feeds in batch]
+def _batch_key(feeds: dict[str, np.ndarray]) -> tuple[Any, ...] | None:
+    """What must be equal for jobs to share a batch: every input's dtype and non-batch dimensions, and one row
+    count across the job's inputs. None: the job runs alone (a 0-d input, or inputs of different row counts)."""
+    if any(array.ndim == 0 for array in feeds.values()):
+        return None
+    rows = {array.shape[0] for array in feeds.values()}
+    if len(rows) != 1:
+        return None
+    return tuple((name, array.dtype.str, array.shape[1:]) for name, array in sorted(feeds.items()))
+
+
+def run_batch(engine: Engine, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray] | JobFailure]:
+    """Runs several jobs' inputs, stacking jobs along the first axis when the model allows it and their inputs
+    agree in dtype and every other dimension; each job gets the outputs of running it alone, or the JobFailure
+    that running it alone raised. Feeds must have passed `check_feeds`."""
+    results: list[dict[str, np.ndarray] | JobFailure | None] = [None] * len(batch)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, feeds in enumerate(batch):
+        key = _batch_key(feeds) if dynamic_batch(engine) else None
+        if key is None:
+            results[i] = _run_one(engine, feeds)
+        else:
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        for i, result in zip(members, _run_stacked(engine, [batch[i] for i in members]), strict=True):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+def _run_one(engine: Engine, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | JobFailure:
+    try:
+        return engine.run(feeds)
+    except JobFailure as exc:
+        return exc
+
+
+def _run_stacked(engine: Engine, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray] | JobFailure]:
+    if len(batch) == 1:
+        return [_run_one(engine, batch[0])]
     sizes = [next(iter(feeds.values())).shape[0] for feeds in batch]
-    stacked = {spec.name: np.concatenate([feeds[spec.name] for feeds in batch]) for spec in engine.inputs}
-    outputs = engine.run(stacked)
+    total = sum(sizes)
+    stacked = {name: np.concatenate([feeds[name] for feeds in batch]) for name in batch[0]}
+    try:
+        outputs = engine.run(stacked)
+    except JobFailure:
+        return [_run_one(engine, feeds) for feeds in batch]  # whichever input made it fail fails alone
+    if any(value.ndim == 0 or value.shape[0] != total for value in outputs.values()):
+        return [_run_one(engine, feeds) for feeds in batch]  # an output without the batch axis: no split exists
     bounds = np.cumsum(sizes)[:-1]
     split = {name: np.split(value, bounds) for name, value in outputs.items()}
     return [{name: parts[i] for name, parts in split.items()} for i in range(len(batch))]

@@ -14,22 +14,21 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from eth_account.signers.local import LocalAccount
 
-from omnitensor import tensors
-from omnitensor.blobs import BlobError, BlobStore, BlobTooLarge, DigestMismatch, blob_uri
+from omnitensor.blobs import BlobError, BlobStore, BlobTooLarge, FetchPolicy, blob_uri
 from omnitensor.chain import Chain, EventDecoder, Signer
-from omnitensor.engines import check_feeds, cuda_available, run_batch
+from omnitensor.engines import cuda_available
 from omnitensor.errors import ChainError, ContractRevert
 from omnitensor.failures import FailureCode, JobFailure
 from omnitensor.jobs import job_from_event
 from omnitensor.keys import account_from_key, load_keystore
 from omnitensor.manifest import Manifest, default_manifest_path
 from omnitensor.paths import DEFAULT_STATE_DIR
+from omnitensor.sandbox import EnginePool, JobResult, Limits, SandboxUnavailable
 from oracle.errors import StartupError
 from oracle.metrics import HealthServer, NodeMetrics
-from oracle.models import ModelCache
+from oracle.models import ModelFiles
 from oracle.settings import NodeSettings
 from oracle.state import NodeState, StoredJob
 
@@ -73,7 +72,11 @@ class OracleNode:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
+        self._busy_models: set[int] = set()
+        self._batches: set[asyncio.Task[None]] = set()
         self._settling: set[asyncio.Task[None]] = set()
+        self._settling_jobs: set[int] = set()
+        self._waiting_since: float | None = None  # monotonic time runnable jobs started waiting, None when none
         self.health_server: HealthServer | None = None
         # (job id, wall time its settlement receipt arrived, engine seconds): for benchmarks and debugging.
         self.recent: deque[tuple[int, float, float]] = deque(maxlen=100_000)
@@ -106,8 +109,13 @@ class OracleNode:
         self._encode_settle_batch = self.chain.encoder("ComputeMarket", "settleBatch")
         self.blobs = BlobStore(s.blob_dir)
         self.state = NodeState(s.state_db or DEFAULT_STATE_DIR / f"node-{self.me.lower()}.db")
-        self.models = ModelCache(self.chain, self.manifest.registry, self.blobs, device=s.device,
-                                 capacity_bytes=s.model_cache_bytes, max_model_bytes=s.max_model_bytes)
+        self.models = ModelFiles(self.chain, self.manifest.registry, self.blobs, max_model_bytes=s.max_model_bytes,
+                                 policy=self.fetch_policy)
+        self.pool = EnginePool(
+            Limits(memory_bytes=s.worker_memory_bytes, load_timeout_s=s.load_timeout_s,
+                   batch_timeout_s=s.batch_timeout_s, max_output_bytes=s.max_output_bytes),
+            device=s.device, max_workers=s.max_workers, cache_bytes=s.model_cache_bytes,
+            on_restart=lambda reason: self.metrics.worker_restarts.labels(reason).inc())
         self._register()
         self.status.device = "cuda" if s.device != "cpu" and cuda_available() else "cpu"
         self.metrics.device.labels(self.status.device).set(1)
@@ -166,7 +174,7 @@ class OracleNode:
     async def start_health(self) -> None:
         if self.settings.metrics_port:
             self.health_server = HealthServer(self.metrics, self.health, self.settings.metrics_host,
-                                              self.settings.metrics_port)
+                                              self.settings.metrics_port, blob_path=self.blobs.path)
             await self.health_server.start()
 
     def stop(self) -> None:
@@ -175,10 +183,28 @@ class OracleNode:
     async def cleanup(self) -> None:
         if self.health_server:
             await self.health_server.stop()
+        self.pool.close()
         self.state.close()
 
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        s = self.settings
+        return FetchPolicy(allow_file=s.fetch_allow_file, allow_private=s.fetch_allow_private,
+                           deadline_s=s.fetch_deadline_s)
+
+    def stalled_s(self) -> float:
+        """Seconds jobs have waited with no batch finished (0 when nothing waits)."""
+        if self._waiting_since is None:
+            return 0.0
+        return time.monotonic() - max(self._waiting_since, self.pool.last_progress)
+
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "node": self.me, "chain_id": self.manifest.chain_id,
+        """`degraded` when jobs wait and no engine worker finished a batch within a load plus a batch deadline."""
+        s = self.settings
+        stalled = self.stalled_s()
+        status = "degraded" if stalled > s.load_timeout_s + s.batch_timeout_s else "ok"
+        return {"status": status, "stalled_s": round(stalled, 1), "workers_memory_bytes": self.pool.memory(),
+                "node": self.me, "chain_id": self.manifest.chain_id,
                 "last_block": self.status.last_block, "device": self.status.device,
                 "jobs": self.state.job_counts(), "uptime_s": round(time.time() - self.status.started_at, 1)}
 
@@ -211,6 +237,9 @@ class OracleNode:
                 found = await asyncio.to_thread(self.poll_once)
             except ChainError as exc:
                 log.warning("intake: %s", exc)
+                found = 0
+            except Exception:  # a fault of ours must not stop the node; the same range is read again
+                log.exception("intake failed; retrying")
                 found = 0
             if found:
                 self._wake.set()
@@ -276,19 +305,19 @@ class OracleNode:
 
     # ── worker ───────────────────────────────────────────────────────────
     async def _work_loop(self) -> None:
+        """Starts one batch per model at a time, up to `max_workers` models at once, so that a slow model holds up
+        only its own jobs."""
         s = self.settings
         while not self._stop.is_set():
             now = self.status.chain_time or int(time.time())
             self.state.expire(now)
             jobs = [j for j in self.state.runnable(self.me, now, s.fallback_grace, s.max_batch * 8)
                     if j.job_id not in self._in_flight]
-            if not jobs:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(s.poll_interval, 0.05))
-                except TimeoutError:
-                    pass
-                continue
+            waiting = bool(jobs) or bool(self._batches)
+            if not waiting:
+                self._waiting_since = None
+            elif self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             in_flight = [t for t in self._settling if not t.done()]
             if len(in_flight) >= s.max_pending_settlements:
                 # Adaptive batching: while settlements are in flight, new jobs gather into the next, larger batch
@@ -298,36 +327,68 @@ class OracleNode:
                 continue
             by_model: dict[int, list[StoredJob]] = defaultdict(list)
             for job in jobs:
-                by_model[job.model_id].append(job)
-            for group in by_model.values():
-                for i in range(0, len(group), s.max_batch):
-                    batch = group[i:i + s.max_batch]
-                    self._in_flight.update(j.job_id for j in batch)
-                    try:
-                        outcomes = await asyncio.to_thread(self.process, batch)
-                    except Exception:
-                        self._in_flight.difference_update(j.job_id for j in batch)
-                        raise
-                    if outcomes:
-                        task = asyncio.create_task(asyncio.to_thread(self._settle, outcomes))
-                        self._settling.add(task)
-                        task.add_done_callback(lambda t, b=batch: self._settled(t, b))
-                    else:
-                        self._in_flight.difference_update(j.job_id for j in batch)
+                if job.model_id not in self._busy_models:
+                    by_model[job.model_id].append(job)
+            started = False
+            for model_id, group in by_model.items():
+                if len(self._batches) >= s.max_workers:
+                    break
+                batch = group[:s.max_batch]
+                self._busy_models.add(model_id)
+                self._in_flight.update(j.job_id for j in batch)
+                task = asyncio.create_task(self._run_batch(batch))
+                self._batches.add(task)
+                task.add_done_callback(lambda t, b=batch: self._batch_done(t, b))
+                started = True
+            if not started:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(s.poll_interval, 0.05))
+                except TimeoutError:
+                    pass
+        if self._batches:
+            await asyncio.wait(self._batches, timeout=SHUTDOWN_TIMEOUT_S)
+
+    async def _run_batch(self, batch: list[StoredJob]) -> None:
+        try:
+            outcomes = await asyncio.to_thread(self.process, batch)
+        except (ChainError, SandboxUnavailable) as exc:  # the node's own trouble: the jobs are tried again
+            log.warning("batch of jobs %s not run: %s", [str(j.job_id) for j in batch], exc)
+            self.state.bump_attempts([j.job_id for j in batch], GIVE_UP_AFTER)
+            await self._pause(1.0)
+            return
+        except Exception:  # a fault of ours on this batch must not stop the node, nor leave the jobs open forever
+            log.exception("batch of jobs %s failed inside the node", [str(j.job_id) for j in batch])
+            outcomes = [Outcome(j, FailureCode.INTERNAL_ERROR) for j in batch]
+        if outcomes:
+            task = asyncio.create_task(asyncio.to_thread(self._settle, outcomes))
+            self._settling.add(task)
+            settled = [o.job for o in outcomes]
+            self._settling_jobs.update(j.job_id for j in settled)
+            task.add_done_callback(lambda t: self._settled(t, settled))
+
+    def _batch_done(self, task: asyncio.Task[None], batch: list[StoredJob]) -> None:
+        self._batches.discard(task)
+        self._busy_models.discard(batch[0].model_id)
+        self._in_flight.difference_update(j.job_id for j in batch if j.job_id not in self._settling_jobs)
+        self._wake.set()
 
     def _settled(self, task: asyncio.Task[None], batch: list[StoredJob]) -> None:
         self._settling.discard(task)
+        self._settling_jobs.difference_update(j.job_id for j in batch)
         self._in_flight.difference_update(j.job_id for j in batch)
+        self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("settlement failed: %s", task.exception())
             self.state.bump_attempts([j.job_id for j in batch], GIVE_UP_AFTER)
 
     def process(self, batch: list[StoredJob]) -> list[Outcome]:
-        """Runs one model's jobs (still open on-chain) as one engine batch; returns their outcomes.
+        """Runs one model's jobs (still open on-chain) as one engine batch in the sandbox; returns their outcomes.
 
         Whether a job is open is known from the market's events up to the intake cursor; jobs seen more than
         FRESH_S ago (restarts, fallback pick-ups, retries) are checked on-chain first, so no GPU time goes to
-        a job another node or a refund already closed. Settlement is simulated before sending in any case."""
+        a job another node or a refund already closed. Settlement is simulated before sending in any case.
+        A job that once made an engine worker overrun or die is failed with its code without running again."""
         stale = [j for j in batch if time.time() - j.seen_at > FRESH_S or j.node != self.me]
         if stale:
             commitments = self.chain.call(self.market.functions.jobCommitments([j.job_id for j in stale]))
@@ -337,66 +398,66 @@ class OracleNode:
         if not batch:
             return []
         started = time.time()
-        try:
-            engine = self.models.get(batch[0].model_id)
-        except JobFailure as exc:
-            return [Outcome(j, exc.failure, queue_s=started - j.seen_at) for j in batch]
         outcomes: list[Outcome] = []
-        runnable: list[tuple[StoredJob, dict[str, np.ndarray]]] = []
+        runnable: list[tuple[StoredJob, bytes]] = []
         for job in batch:
             try:
-                feeds = tensors.decode(self._input_bytes(job))
-                check_feeds(engine, feeds)
-            except tensors.TensorDecodeError as exc:
-                outcomes.append(Outcome(job, FailureCode.BAD_INPUT, queue_s=started - job.seen_at))
-                log.info("job %s: %s", job.job_id, exc)
+                if job.poisoned is not None:
+                    raise JobFailure(FailureCode(job.poisoned), "this job made an engine worker fail before")
+                runnable.append((job, self._input_bytes(job)))
             except JobFailure as exc:
                 outcomes.append(Outcome(job, exc.failure, queue_s=started - job.seen_at))
-            else:
-                runnable.append((job, feeds))
-        if runnable:
-            outcomes += self._run(engine, runnable)
+                log.info("job %s: %s", job.job_id, exc)
+        if not runnable:
+            return outcomes
+        try:
+            model = self.models.get(batch[0].model_id)
+        except JobFailure as exc:
+            log.info("model %s: %s", batch[0].model_id, exc)
+            return outcomes + [Outcome(j, exc.failure, queue_s=started - j.seen_at) for j, _ in runnable]
+        engine_start = time.perf_counter()
+        results = self.pool.run(model.key, model.path, model.model_format, [p for _, p in runnable])
+        elapsed = time.perf_counter() - engine_start
+        self.metrics.engine_seconds.observe(elapsed)
+        self.metrics.batch_size.observe(len(runnable))
+        for (job, _), result in zip(runnable, results, strict=True):
+            outcomes.append(self._outcome(job, result, time.time() - elapsed - job.seen_at))
         return outcomes
+
+    def _outcome(self, job: StoredJob, result: JobResult, queue_s: float) -> Outcome:
+        if result.failure is not None:
+            log.info("job %s failed: %s: %s", job.job_id, result.failure.name, result.message)
+            self.metrics.failures.labels(result.failure.name.lower()).inc()
+            if result.killed_worker:  # remembered, so a restarted node fails it on sight instead of running it
+                self.state.poison(job.job_id, int(result.failure))
+                self.metrics.poisoned_jobs.inc()
+            return Outcome(job, result.failure, queue_s=queue_s)
+        outcome = Outcome(job, engine_s=result.engine_s, queue_s=queue_s, batch=result.batch)
+        if len(result.output) <= MAX_INLINE_OUTPUT:
+            outcome.output = result.output
+        else:
+            digest = self.blobs.put(result.output)
+            outcome.output_digest, outcome.output = digest, self.blob_url(digest).encode()
+        if job.allocation_id is not None:
+            self.state.add_engine_time(job.allocation_id, result.engine_s)
+        return outcome
+
+    def blob_url(self, digest: bytes) -> str:
+        """Where others can fetch a blob of this node: its public URL when set, else a name in the local store."""
+        if self.settings.public_url:
+            return f"{self.settings.public_url.rstrip('/')}/blobs/{digest.hex()}"
+        return blob_uri(digest)
 
     def _input_bytes(self, job: StoredJob) -> bytes:
         if job.input_digest == ZERO32:
             return job.input
         try:
             return self.blobs.fetch(job.input.decode("utf-8", "replace"), job.input_digest,
-                                    max_bytes=self.settings.max_input_bytes)
+                                    max_bytes=self.settings.max_input_bytes, policy=self.fetch_policy)
         except BlobTooLarge as exc:
             raise JobFailure(FailureCode.INPUT_TOO_LARGE, str(exc)) from exc
-        except (BlobError, DigestMismatch) as exc:
+        except BlobError as exc:
             raise JobFailure(FailureCode.INPUT_UNAVAILABLE, str(exc)) from exc
-
-    def _run(self, engine: Any, runnable: list[tuple[StoredJob, dict[str, np.ndarray]]]) -> list[Outcome]:
-        start = time.perf_counter()
-        try:
-            results = run_batch(engine, [feeds for _, feeds in runnable])
-        except JobFailure:
-            if len(runnable) == 1:
-                job = runnable[0][0]
-                return [Outcome(job, FailureCode.MODEL_ERROR, queue_s=time.time() - job.seen_at)]
-            return [o for item in runnable for o in self._run(engine, [item])]  # isolate the bad input
-        engine_s = time.perf_counter() - start
-        self.metrics.engine_seconds.observe(engine_s)
-        self.metrics.batch_size.observe(len(runnable))
-        total_rows = sum(next(iter(f.values())).shape[0] if f else 1 for _, f in runnable) or 1
-        outcomes = []
-        for (job, feeds), result in zip(runnable, results, strict=True):
-            rows = next(iter(feeds.values())).shape[0] if feeds else 1
-            share = engine_s * rows / total_rows  # GPU time billed to each job in proportion to its rows
-            outcome = Outcome(job, engine_s=share, queue_s=time.time() - engine_s - job.seen_at, batch=len(runnable))
-            payload = tensors.encode(result, metadata={"engine_ms": f"{share * 1000:.3f}", "batch": str(len(runnable))})
-            if len(payload) <= MAX_INLINE_OUTPUT:
-                outcome.output = payload
-            else:
-                digest = self.blobs.put(payload)
-                outcome.output_digest, outcome.output = digest, blob_uri(digest).encode()
-            if job.allocation_id is not None:
-                self.state.add_engine_time(job.allocation_id, share)
-            outcomes.append(outcome)
-        return outcomes
 
     # ── settlement ───────────────────────────────────────────────────────
     def _settle(self, outcomes: list[Outcome]) -> None:
@@ -460,7 +521,10 @@ class OracleNode:
             await self._pause(self.settings.usage_report_interval)
             if self._stop.is_set():
                 return
-            await asyncio.to_thread(self.report_usage)
+            try:
+                await asyncio.to_thread(self.report_usage)
+            except Exception:  # the chain or a fault of ours: the next report carries the same cumulative usage
+                log.exception("usage report failed; retrying at the next interval")
 
     def report_usage(self) -> None:
         """Reports each allocation's cumulative GPU-seconds (rounded up, capped at the reservation)."""

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL,            -- pending | closed
     outcome TEXT,                    -- fulfilled | failed | refunded | gone
     closed_block INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    poisoned INTEGER                 -- the failure code of a job that made an engine worker overrun or die
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (status, fallback_at);
 CREATE TABLE IF NOT EXISTS txs (
@@ -58,6 +59,7 @@ class StoredJob:
     fallback_at: int
     deadline: int
     seen_at: float
+    poisoned: int | None = None
 
     def deadline_passed(self, chain_time: int) -> bool:
         return chain_time >= self.deadline
@@ -70,6 +72,9 @@ class NodeState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "poisoned" not in columns:  # a state file written before the column existed
+            self._db.execute("ALTER TABLE jobs ADD COLUMN poisoned INTEGER")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -125,13 +130,17 @@ class NodeState:
     def runnable(self, me: str, now: int, grace: float, limit: int) -> list[StoredJob]:
         """Pending jobs assigned to `me`, and other nodes' jobs whose fallback time (plus a grace) passed."""
         rows = self._exec(
-            "SELECT job_id, node, model_id, job, input_digest, input, allocation_id, fallback_at, deadline, seen_at"
-            " FROM jobs WHERE status = 'pending' AND deadline >= ? AND (node = ? OR fallback_at + ? <= ?)"
+            "SELECT job_id, node, model_id, job, input_digest, input, allocation_id, fallback_at, deadline, seen_at,"
+            " poisoned FROM jobs WHERE status = 'pending' AND deadline >= ? AND (node = ? OR fallback_at + ? <= ?)"
             " ORDER BY opened_block, rowid LIMIT ?",
             (now, me, grace, now, limit),
         ).fetchall()
-        return [StoredJob(int(r[0]), r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], r[7], r[8], r[9])
+        return [StoredJob(int(r[0]), r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], r[7], r[8], r[9], r[10])
                 for r in rows]
+
+    def poison(self, job_id: int, failure_code: int) -> None:
+        """Remembers that the job made an engine worker overrun or die (kept across restarts and reorgs)."""
+        self._exec("UPDATE jobs SET poisoned = ? WHERE job_id = ?", (failure_code, str(job_id)))
 
     def expire(self, now: int) -> None:
         self._exec("UPDATE jobs SET status = 'closed', outcome = 'expired' WHERE status = 'pending' AND deadline < ?",

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -19,12 +22,13 @@ from backend.network import FORMATS
 from backend.schemas import ChunkReceived, CompleteUpload, UploadSession
 from backend.security import Principal
 from backend.services import Services
+from omnitensor import sandbox
 from omnitensor.blobs import blob_uri
-from omnitensor.engines import load_engine
-from omnitensor.failures import JobFailure
+from omnitensor.failures import FailureCode, JobFailure
+from omnitensor.sandbox import Limits
 
 router = APIRouter(tags=["uploads"])
-UploadId = Path(pattern=r"^upl_[0-9a-f]{24}$", description="from the upload's creation")
+UploadId = PathParam(pattern=r"^upl_[0-9a-f]{24}$", description="from the upload's creation")
 CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
     "schema": {"type": "string", "format": "binary"}}}}}
 
@@ -47,14 +51,22 @@ def blob_location(svc: Services, digest: bytes) -> str:
     return blob_uri(digest)
 
 
-def validate_model(fmt: str, data: bytes) -> None:
-    """Loads the model as its declared format without running it; pickles and external data are refused."""
-    try:
-        load_engine(FORMATS.index(fmt), data, device="cpu")
-    except JobFailure as exc:
-        raise Invalid(f"not a loadable {fmt} model: {exc}", code="invalid_model") from exc
-    except ImportError as exc:
-        raise Invalid(f"this server cannot load {fmt} models: {exc}", code="format_unsupported") from exc
+def validate_model(svc: Services, fmt: str, data: bytes) -> None:
+    """Loads the model as its declared format, as a node would, in a sandboxed worker with the API's memory and
+    time limits (a hostile model can only take that worker down); pickles and external data are refused."""
+    s = svc.settings
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    limits = Limits(memory_bytes=s.validate_memory_bytes, load_timeout_s=s.validate_timeout_s)
+    with tempfile.NamedTemporaryFile(dir=s.data_dir, prefix=".validate-", suffix=f".{fmt}") as f:
+        f.write(data)
+        f.flush()
+        try:
+            sandbox.validate_model(Path(f.name), FORMATS.index(fmt), limits)
+        except JobFailure as exc:
+            if exc.failure == FailureCode.UNKNOWN_FORMAT:
+                raise Invalid(f"this server cannot load {fmt} models: {exc.detail}", code="format_unsupported") \
+                    from exc
+            raise Invalid(f"not a loadable {fmt} model: {exc.detail}", code="invalid_model") from exc
 
 
 def complete(svc: Services, who: Principal, row: Upload, sha256: str, key: str) -> tuple[int, dict[str, Any]]:
@@ -62,7 +74,7 @@ def complete(svc: Services, who: Principal, row: Upload, sha256: str, key: str) 
     if row.resource_id is None:
         data = svc.uploads.assemble(row, sha256)
         if row.kind == "model":
-            validate_model(row.format or "", data)
+            validate_model(svc, row.format or "", data)
         digest = svc.blobs.put(data)
         uri = blob_location(svc, digest)
         account = account_of(svc, who)
@@ -126,7 +138,7 @@ def upload_status(request: Request, upload_id: str = UploadId, who: Principal = 
 
 @router.put("/uploads/{upload_id}/chunks/{index}", response_model=ChunkReceived, openapi_extra=CHUNK_BODY,
             responses=errors(401, 404, 409, 413, 416), summary="Send one chunk (any order; re-sending is harmless)")
-async def put_chunk(request: Request, upload_id: str = UploadId, index: int = Path(ge=0, le=2**31),
+async def put_chunk(request: Request, upload_id: str = UploadId, index: int = PathParam(ge=0, le=2**31),
                     who: Principal = Depends(principal)) -> dict[str, Any]:
     svc = services(request)
     row = await run_in_threadpool(svc.uploads.get, who.account_id, upload_id)
