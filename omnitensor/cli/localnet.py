@@ -1,11 +1,12 @@
 """`omnitensor up`: the whole network on one machine with nothing to configure — anvil (state on disk), the
 contracts, one oracle node, the API, a demo account with OMNIT in its deposit and the digits model
 registered. Everything lives in .omnitensor/, so running it again resumes the same chain, accounts, models
-and jobs."""
+and jobs. A node or API that exits is restarted (with backoff); the chain exiting stops everything."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import sys
@@ -23,7 +24,7 @@ from omnitensor.deploy import DeployParams, deploy
 from omnitensor.errors import ConfigError, OmniTensorError
 from omnitensor.keys import account_from_key
 from omnitensor.manifest import Manifest
-from omnitensor.process import ServiceProcess
+from omnitensor.process import ServiceProcess, Supervisor, exit_status
 from oracle.process import NodeProcess
 from oracle.settings import NodeSettings
 
@@ -66,7 +67,7 @@ class LocalNetwork:
         self.api_port = api_port
         self.metrics_port = metrics_port
         self.api_url = f"http://127.0.0.1:{api_port}"
-        self.services: list[ServiceProcess] = []
+        self.services: dict[str, ServiceProcess] = {}
 
     def start(self) -> dict[str, Any]:
         _check_ports({"chain RPC": (self.anvil.port, "--port"), "API": (self.api_port, "--api-port"),
@@ -77,16 +78,18 @@ class LocalNetwork:
         manifest, deployed = deploy(chain, account_from_key(dev_keys()[0]), DeployParams(), manifest_path)
         if deployed:
             fund_dev_accounts(chain, manifest)
-        self._run(NodeProcess(NodeSettings(
+        # A local network's models are uploaded to this host and named by file:// or loopback URLs.
+        self._run("node", NodeProcess(NodeSettings(
             rpc_url=self.anvil.url, private_key=dev_keys()[NODE_KEY], manifest=manifest_path,
             blob_dir=self.state / "blobs", state_db=self.state / "node.db", metrics_port=self.metrics_port,
+            fetch_allow_file=True, fetch_allow_private=True, public_url=f"http://127.0.0.1:{self.metrics_port}",
         ), self.state / "node.log"))
         admin_token = _secret(self.state / "admin-token")
-        self._run(ApiProcess(ApiSettings(
+        self._run("api", ApiProcess(ApiSettings(
             rpc_url=self.anvil.url, manifest=manifest_path, database_url=f"sqlite:///{self.state / 'api.db'}",
             data_dir=self.state / "api", blob_dir=self.state / "blobs", secret=_secret(self.state / "api-secret"),
             admin_token=admin_token, relayer_private_key=dev_keys()[RELAYER_KEY],
-            siwe_domain=f"127.0.0.1:{self.api_port}",
+            siwe_domain=f"127.0.0.1:{self.api_port}", fetch_allow_file=True, fetch_allow_private=True,
         ), self.api_port, self.state / "api.log"))
         demo = self._demo(chain, manifest, admin_token)
         local = {"rpc_url": self.anvil.url, "api_url": self.api_url, "chain_id": chain.chain_id,
@@ -94,9 +97,18 @@ class LocalNetwork:
         (self.state / "local.json").write_text(json.dumps(local, indent=2) + "\n")
         return {**local, "deployed": deployed}
 
-    def _run(self, service: ServiceProcess) -> None:
-        self.services.append(service)
+    def _run(self, key: str, service: ServiceProcess) -> None:
+        self.services[key] = service
         service.start()
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        """pids.json: which processes are ours right now (for a user's `kill`, and the supervision test)."""
+        pids = {"up": os.getpid(), "anvil": self.anvil.process.pid if self.anvil.process else None,
+                **{key: service.pid for key, service in self.services.items()}}
+        path = self.state / "pids.json"
+        path.with_suffix(".tmp").write_text(json.dumps(pids, indent=2) + "\n")
+        path.with_suffix(".tmp").replace(path)  # whoever reads it never sees half a file
 
     def _demo(self, chain: Chain, manifest: Manifest, admin_token: str) -> dict[str, Any]:
         """The demo account and model: made once, then read back from demo.json."""
@@ -133,14 +145,25 @@ class LocalNetwork:
         path.write_text(json.dumps(result, indent=2) + "\n")
         return result
 
-    def alive(self) -> bool:
-        return (self.anvil.process is not None and self.anvil.process.poll() is None
-                and all(s.running for s in self.services))
+    def supervise(self, stop: threading.Event) -> str | None:
+        """Restarts the node and the API when they exit. Returns None once `stop` is set, or what to tell the
+        user when the chain exited: nothing can be restarted around a lost chain."""
+        supervisor = Supervisor(self.services.values(), stop)
+        while not stop.is_set():
+            chain = self.anvil.process
+            if chain is not None and chain.poll() is not None:
+                return (f"the chain (anvil) exited ({exit_status(chain.returncode)}; log {self.anvil.log_file}); "
+                        "the contracts, the node and the API all rest on it, so everything stops")
+            if supervisor.poll():
+                self._write_pids()
+            stop.wait(0.5)
+        return None
 
     def stop(self) -> None:
-        for service in reversed(self.services):
+        for service in reversed(self.services.values()):
             service.stop()
         self.anvil.stop()
+        (self.state / "pids.json").unlink(missing_ok=True)
 
 
 def curl_example(info: dict[str, Any]) -> str:
@@ -174,10 +197,9 @@ def up(state_dir: Path, rpc_port: int, api_port: int, metrics_port: int) -> int:
     print(f"API key:   {info['demo_api_key']}")
     print("run an inference:\n" + curl_example(info))
     print("running; press Ctrl-C to stop", flush=True)
-    while not stop.is_set() and network.alive():
-        stop.wait(0.5)
-    crashed = not stop.is_set()
+    fatal = network.supervise(stop)
+    if fatal:
+        print(f"error: {fatal}", flush=True)
     network.stop()
-    print("a process exited unexpectedly; see the logs in " + str(state_dir) if crashed
-          else "stopped; state saved in " + str(state_dir))
-    return 1 if crashed else 0
+    print(f"stopped; {'see the logs in' if fatal else 'state saved in'} {state_dir}")
+    return 1 if fatal else 0
