@@ -34,6 +34,17 @@ def parse_settings(argv: list[str] | None) -> NodeSettings:
     parser.add_argument("--state-db", help="the node's SQLite file")
     parser.add_argument("--blob-dir", help="content-addressed blob folder")
     parser.add_argument("--max-batch", type=int, help="jobs per batch")
+    parser.add_argument("--max-workers", type=int, help="engine worker processes (one per model in use)")
+    parser.add_argument("--batch-timeout", dest="batch_timeout_s", type=float,
+                        help="seconds one engine batch may run before its worker is killed")
+    parser.add_argument("--worker-memory", dest="worker_memory_bytes", type=int,
+                        help="bytes an engine worker may grow by before it is killed")
+    parser.add_argument("--fetch-allow-file", action="store_true", default=None,
+                        help="accept file:// model and input URIs (paths on this host; local networks only)")
+    parser.add_argument("--fetch-allow-private", action="store_true", default=None,
+                        help="fetch from loopback, private and link-local addresses (local networks only)")
+    parser.add_argument("--public-url", help="URL at which others reach this node's metrics port; large "
+                        "outputs are named <public-url>/blobs/<sha256>")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     return NodeSettings(**args)
 

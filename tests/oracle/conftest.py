@@ -59,11 +59,13 @@ class Oracle:
         self.nodes.append(running)
         return running
 
-    def register(self, data: bytes, fmt: int, *, digest: bytes | None = None, price: int = OMNIT // 50) -> int:
+    def register(self, data: bytes, fmt: int, *, digest: bytes | None = None, uri: str | None = None,
+                 price: int = OMNIT // 50) -> int:
+        """Registers a model stored in the blob folder; `digest` other than the bytes' own, or another `uri`,
+        register what a careless or hostile owner could."""
         real = self.blobs.put(data)
-        digest = digest or real
         receipt = self.net.send("owner", self.net.registry.functions.registerModel(
-            digest, fmt, price, blob_uri(real) if digest == real else f"file://{self.blobs.path(real)}", "digits"))
+            digest or real, fmt, price, uri or blob_uri(real), "digits"))
         return int(self.net.event(receipt, "ModelRegistered")["modelId"])
 
     def open(self, model_id: int, feeds: dict[str, np.ndarray] | bytes, *, who: str = "alice",

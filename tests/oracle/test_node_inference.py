@@ -51,7 +51,7 @@ def test_large_input_and_output_travel_by_digest(oracle: Oracle, onnx_model: byt
     job_id = oracle.open(model_id, {"input": images}, by_reference=True)
     settled = oracle.settlement(job_id)
     assert settled["outputDigest"] != b"\x00" * 32
-    assert settled["output"].decode().startswith("blob://sha256/")
+    assert settled["output"].decode() == f"blob://sha256/{settled['outputDigest'].hex()}"
     outputs = oracle.outputs(job_id)
     assert outputs["label"].shape == (720,)
 
@@ -71,7 +71,7 @@ def test_bad_jobs_fail_with_their_code_and_the_node_keeps_serving(oracle: Oracle
         oracle.open(good, {"pixels": images}): FailureCode.INPUT_NAME_MISMATCH,
         oracle.open(good, b"not safetensors"): FailureCode.BAD_INPUT,
         oracle.open(good, {"input": np.zeros((300, 64), np.float32)}, by_reference=True): FailureCode.INPUT_TOO_LARGE,
-        oracle.open(corrupt, {"input": images}): FailureCode.MODEL_DIGEST_MISMATCH,
+        oracle.open(corrupt, {"input": images}): FailureCode.MODEL_UNAVAILABLE,
         oracle.open(garbage, {"input": images}): FailureCode.MODEL_LOAD_FAILED,
         oracle.open(wrong_format, {"input": images}): FailureCode.MODEL_LOAD_FAILED,
     }

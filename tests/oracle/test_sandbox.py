@@ -76,8 +76,10 @@ def test_a_loop_past_the_deadline_is_killed_and_fails_only_its_job(pool: EngineP
     start = time.monotonic()
     slow = _run(pool, files["loop_counter"], [{"n": np.array(10**9, np.int64)}, {"n": np.array(5, np.int64)}])
     elapsed = time.monotonic() - start
-    assert slow[0].failure == FailureCode.TIMEOUT and slow[0].killed_worker
-    assert slow[1].failure is None and float(tensors.decode(slow[1].output)["count"][0]) == 5.0
+    assert slow[0].failure == FailureCode.TIMEOUT
+    assert slow[0].killed_worker
+    assert slow[1].failure is None
+    assert float(tensors.decode(slow[1].output)["count"][0]) == 5.0
     assert elapsed < 2 * 2 + 6  # the batch once, the culprit alone once, plus worker starts
 
 
@@ -87,7 +89,8 @@ def test_a_slow_model_does_not_hold_up_another(pool: EnginePool, files: dict[str
     time.sleep(0.5)
     start = time.monotonic()
     (fast,) = _run(pool, files["scalar_double"], [{"x": np.array(1.0, np.float32)}])
-    assert fast.failure is None and time.monotonic() - start < 1.5
+    assert fast.failure is None
+    assert time.monotonic() - start < 1.5
     slow.join()
 
 
@@ -112,7 +115,8 @@ def test_a_worker_that_dies_fails_its_job_with_internal_error_and_is_replaced(po
 
     threading.Thread(target=crash).start()
     (died,) = _run(pool, path, [{"n": np.array(10**9, np.int64)}])
-    assert died.failure == FailureCode.INTERNAL_ERROR and died.killed_worker
+    assert died.failure == FailureCode.INTERNAL_ERROR
+    assert died.killed_worker
     (after,) = _run(pool, path, [{"n": np.array(2, np.int64)}])
     assert after.failure is None
 
@@ -153,9 +157,11 @@ def test_batching_gives_exactly_the_outputs_of_each_job_alone(pool: EnginePool, 
         together = _run(pool, files[name], mine)
         for f, result in zip(mine, together, strict=True):
             (alone,) = _run(pool, files[name], [f])
-            assert result.failure is None and alone.failure is None
+            assert result.failure is None
+            assert alone.failure is None
             got, want = tensors.decode(result.output), tensors.decode(alone.output)
             assert got.keys() == want.keys()
             for key in got:
-                assert got[key].dtype == want[key].dtype and got[key].shape == want[key].shape
+                assert got[key].dtype == want[key].dtype
+                assert got[key].shape == want[key].shape
                 np.testing.assert_array_equal(got[key], want[key])
