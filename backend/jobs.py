@@ -19,7 +19,7 @@ from backend.db import Cursor, Database, Job
 from backend.network import Network
 from backend.tensor_json import to_json
 from omnitensor import tensors
-from omnitensor.blobs import BlobStore
+from omnitensor.blobs import BlobStore, FetchPolicy
 from omnitensor.chain import Event
 
 log = logging.getLogger("omnitensor.api.jobs")
@@ -189,7 +189,8 @@ def job_view(row: Job, blobs: BlobStore) -> dict[str, Any]:
     if row.status == "settled" and row.output is not None:
         payload = row.output
         if row.output_digest:
-            payload = blobs.fetch(row.output.decode(), bytes.fromhex(row.output_digest[2:]), max_bytes=1 << 30)
+            payload = blobs.fetch(row.output.decode(), bytes.fromhex(row.output_digest[2:]), max_bytes=1 << 30,
+                                  policy=FetchPolicy())
         outputs = to_json(tensors.decode(payload))
         engine = tensors.metadata(payload).get("engine_ms")
         engine_ms = float(engine) if engine else None
