@@ -245,6 +245,7 @@ class EnginePool:
         self._on_restart = on_restart or (lambda reason: None)
         self._slots: OrderedDict[Any, _Slot] = OrderedDict()
         self._cond = threading.Condition()
+        self._closed = False
         self.last_progress = time.monotonic()
 
     def run(self, key: Any, path: Path, model_format: int, payloads: list[bytes]) -> list[JobResult]:
@@ -255,6 +256,8 @@ class EnginePool:
             try:
                 results = self._run(slot, path, model_format, payloads)
             except WorkerLost as lost:
+                if self._closed:  # killed by close(), not by the jobs: they are neither failed nor remembered
+                    raise SandboxUnavailable("the engine pool is closing") from lost
                 if len(payloads) == 1:
                     results = [JobResult(failure=lost.failure, message=lost.detail, killed_worker=True)]
                 else:  # find the job that did it: each alone, on a fresh worker
@@ -270,6 +273,8 @@ class EnginePool:
         try:
             return self._run(slot, path, model_format, [payload])[0]
         except WorkerLost as lost:
+            if self._closed:
+                raise SandboxUnavailable("the engine pool is closing") from lost
             return JobResult(failure=lost.failure, message=lost.detail, killed_worker=True)
         except JobFailure as exc:
             return JobResult(failure=exc.failure, message=exc.detail)
@@ -289,6 +294,8 @@ class EnginePool:
             info = worker.load(path)
         except JobFailure as exc:
             worker.kill()
+            if self._closed:
+                raise SandboxUnavailable("the engine pool is closing") from exc
             if isinstance(exc, WorkerLost):
                 self._on_restart(exc.failure.name.lower())
             slot.failure, slot.failed_at = JobFailure(exc.failure, exc.detail), time.monotonic()
@@ -300,6 +307,8 @@ class EnginePool:
         return worker
 
     def _run(self, slot: _Slot, path: Path, model_format: int, payloads: list[bytes]) -> list[JobResult]:
+        if self._closed:
+            raise SandboxUnavailable("the engine pool is closing")
         worker = self._ensure(slot, path, model_format)
         try:
             results = worker.run(payloads)
@@ -329,6 +338,8 @@ class EnginePool:
     def _acquire(self, key: Any) -> _Slot:
         with self._cond:
             while True:
+                if self._closed:
+                    raise SandboxUnavailable("the engine pool is closing")
                 slot = self._slots.get(key)
                 if slot is None and self._workers() >= self.max_workers:
                     idle = [s for s in self._slots.values() if not s.busy and s.worker is not None]
@@ -377,7 +388,10 @@ class EnginePool:
             return sum(s.worker.rss() for s in self._slots.values() if s.worker is not None)
 
     def close(self) -> None:
+        """Kills every worker; batches running now end with SandboxUnavailable, not with job failures."""
         with self._cond:
+            self._closed = True
+            self._cond.notify_all()
             for slot in list(self._slots.values()):
                 if slot.worker is not None:
                     slot.worker.kill()

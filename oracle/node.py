@@ -161,6 +161,8 @@ class OracleNode:
         # The loops stop themselves between steps: cancelling one would leave its worker thread running
         # against the state file while cleanup closes it. Only a loop stuck past the timeout is cancelled.
         self._stop.set()
+        # Batches in the sandbox end now instead of at their deadline; their jobs stay pending for the next run.
+        await asyncio.to_thread(self.pool.close)
         await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
         for task in tasks:
             task.cancel()
