@@ -22,7 +22,6 @@ import pytest
 import safetensors.torch
 import torch
 
-from omnitensor.blobs import sha256
 from omnitensor.engines import FORMAT_ONNX
 from omnitensor.failures import FailureCode
 from omnitensor.process import settings_env
@@ -95,7 +94,7 @@ def test_no_job_model_or_uri_stops_the_node(oracle: Oracle, onnx_model: bytes, d
     scalar = oracle.register(models.scalar_double(), FORMAT_ONNX)
     loop = oracle.register(models.loop_counter(), FORMAT_ONNX)
     expand = oracle.register(models.expander(), FORMAT_ONNX)
-    some = sha256(onnx_model)
+    absent = b"\x02" * 32  # a digest in no store: the node must go to the URI
     by_uri = {name: oracle.register(onnx_model, FORMAT_ONNX, digest=b"\x01" * 32, uri=uri) for name, uri in {
         "zero": "file:///dev/zero", "fifo": f"file://{fifo}", "drip": f"{hostile_server}/drip",
         "redirect": f"{hostile_server}/redirect", "garbage": "http://[::1", "ftp": "ftp://example.com/m.onnx",
@@ -116,7 +115,7 @@ def test_no_job_model_or_uri_stops_the_node(oracle: Oracle, onnx_model: bytes, d
         # Inputs by reference under URIs no node may follow: unparseable, a local file, a private port.
         for uri in ("http://[::1", "file:///dev/zero", f"{hostile_server}/redirect", f"{hostile_server}/drip"):
             receipt = net.send("alice", net.market.functions.openJob(
-                good, net.addr("node1"), 10 * OMNIT, net.now() + 600, some, uri.encode()))
+                good, net.addr("node1"), 10 * OMNIT, net.now() + 600, absent, uri.encode()))
             hostile[int(net.event(receipt, "JobOpened")["jobId"])] = FailureCode.INPUT_UNAVAILABLE
         fine = {}
         for i in range(6):
