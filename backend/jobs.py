@@ -17,10 +17,12 @@ from sqlalchemy import select
 
 from backend.db import Cursor, Database, Job
 from backend.network import Network
+from backend.settings import ApiSettings
 from backend.tensor_json import to_json
 from omnitensor import tensors
-from omnitensor.blobs import BlobStore, FetchPolicy
+from omnitensor.blobs import BlobError, BlobStore, FetchPolicy
 from omnitensor.chain import Event
+from omnitensor.failures import FailureCode
 
 log = logging.getLogger("omnitensor.api.jobs")
 SETTLEMENT_EVENTS = ("JobFulfilled", "JobFailed", "JobRefunded")
@@ -183,17 +185,39 @@ class JobWatcher:
         return refunded
 
 
-def job_view(row: Job, blobs: BlobStore) -> dict[str, Any]:
-    outputs = None
-    engine_ms = None
-    if row.status == "settled" and row.output is not None:
-        payload = row.output
+def job_outputs(row: Job, blobs: BlobStore, settings: ApiSettings) -> tuple[dict[str, Any] | None, float | None,
+                                                                          str | None]:
+    """A settled job's outputs as JSON tensors, its engine milliseconds, and why the outputs cannot be shown (a
+    node names its outputs: they are fetched under the API's fetch policy and checked against their digest)."""
+    payload = row.output or b""
+    try:
         if row.output_digest:
-            payload = blobs.fetch(row.output.decode(), bytes.fromhex(row.output_digest[2:]), max_bytes=1 << 30,
-                                  policy=FetchPolicy())
+            policy = FetchPolicy(allow_file=settings.fetch_allow_file, allow_private=settings.fetch_allow_private,
+                                 deadline_s=settings.fetch_deadline_s)
+            payload = blobs.fetch(payload.decode("utf-8", "replace"), bytes.fromhex(row.output_digest[2:]),
+                                  max_bytes=settings.max_output_bytes, policy=policy)
         outputs = to_json(tensors.decode(payload))
-        engine = tensors.metadata(payload).get("engine_ms")
+    except (BlobError, tensors.TensorDecodeError) as exc:
+        log.info("outputs of job %s: %s", row.job_id, exc)
+        return None, None, f"the node's outputs cannot be shown: {exc}"
+    engine = tensors.metadata(payload).get("engine_ms")
+    try:
         engine_ms = float(engine) if engine else None
+    except ValueError:
+        engine_ms = None
+    return outputs, engine_ms, None
+
+
+def job_view(row: Job, blobs: BlobStore, settings: ApiSettings) -> dict[str, Any]:
+    outputs = engine_ms = output_error = None
+    if row.status == "settled" and row.output is not None:
+        outputs, engine_ms, output_error = job_outputs(row, blobs, settings)
+    failure = None
+    if row.failure_code is not None:
+        try:
+            failure = FailureCode(row.failure_code).name
+        except ValueError:  # a code from a newer node than this API
+            pass
     return {
         "job_id": row.job_id,
         "model_id": row.model_id,
@@ -201,6 +225,8 @@ def job_view(row: Job, blobs: BlobStore) -> dict[str, Any]:
         "node": row.node,
         "outputs": outputs,
         "failure_code": row.failure_code,
+        "failure": failure,
+        "output_error": output_error,
         "fee_locked_wei": row.fee_wei,
         "fee_charged_wei": row.fee_wei if row.status == "settled" else "0",
         "deadline": row.deadline,

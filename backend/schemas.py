@@ -208,6 +208,9 @@ class JobView(BaseModel):
     node: Address
     outputs: dict[str, TensorOut] | None
     failure_code: int | None = Field(description="the node's reason code when failed (see the README)")
+    failure: str | None = Field(None, description="the reason code's name, e.g. TIMEOUT", examples=["TIMEOUT"])
+    output_error: str | None = Field(None, description="why a settled job's outputs cannot be shown (the node's "
+                                     "output URI could not be fetched under this API's policy, or is not tensors)")
     fee_locked_wei: Wei
     fee_charged_wei: Wei
     deadline: int

@@ -212,7 +212,7 @@ def _job(svc: Services, who: Principal, job_id: str) -> dict[str, Any]:
         row = s.get(Job, job_id)
     if row is None or row.account_id != who.account_id:
         raise NotFound(f"no job {job_id}", code="job_not_found")
-    return job_view(row, svc.blobs)
+    return job_view(row, svc.blobs, svc.settings)
 
 
 @router.get("/ai/jobs/{job_id}", response_model=JobView, tags=["jobs"], responses=errors(401, 404),
@@ -238,7 +238,7 @@ def list_jobs(request: Request, who: Principal = Depends(principal), limit: int 
         query = query.where(or_(Job.opened_at < opened_at, and_(Job.opened_at == opened_at, Job.job_id < job_id)))
     with svc.db.session() as s:
         rows = list(s.scalars(query.order_by(Job.opened_at.desc(), Job.job_id.desc()).limit(limit + 1)))
-    items = [job_view(r, svc.blobs) for r in rows[:limit]]
+    items = [job_view(r, svc.blobs, svc.settings) for r in rows[:limit]]
     more = len(rows) > limit
     return {"items": items, "next_cursor": _cursor("j", f"{rows[limit - 1].opened_at!r}/{rows[limit - 1].job_id}")
             if more else None}

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from fastapi.testclient import TestClient
 
+from backend.app import create_app
 from omnitensor import tensors
-from tests.backend.conftest import Api, error
-from tests.support import OMNIT
+from omnitensor.anvil import free_port
+from omnitensor.blobs import BlobStore, sha256
+from tests import models
+from tests.backend.conftest import Api, api_settings, error
+from tests.support import OMNIT, Net
 
 MODEL_PRICE = OMNIT // 50
 NODE_PRICE = OMNIT // 100  # NodeSettings' default price per job
@@ -195,3 +201,32 @@ def test_0d_inputs_reach_the_node_as_0d(api: Api, onnx_model: bytes) -> None:
         assert (x.shape, x.dtype, x.item()) == ((), np.float32, 3.0)
     raw = safetensors_body("I64", [], struct.pack("<q", -7))
     assert opened_input(content=raw, headers={**user["headers"], "Content-Type": "application/octet-stream"}) == raw
+
+
+def test_a_node_with_its_own_blob_folder_hands_large_outputs_over_http(net: Net, tmp_path: Path) -> None:
+    """The node and the API share no folder: the node names its large output <public_url>/blobs/<sha256>, and the
+    API fetches it from there (loopback allowed here, as on a local network) and checks its digest."""
+    settings = api_settings(net, tmp_path, fetch_allow_private=True)
+    with TestClient(create_app(settings)) as client:
+        api = Api(net, client, settings)
+        try:
+            user = api.account(deposit=OMNIT)
+            model = models.expander()  # a 16-byte input asks for a 40 KB output: above the 8 KiB inline limit
+            model_id = api.upload_model(user, model)["model_id"]
+            node_blobs = BlobStore(tmp_path / "node-blobs")
+            node_blobs.put(model)  # the node has the model from elsewhere; outputs land in its own folder
+            port = free_port()
+            api.start_node(blob_dir=node_blobs.root, metrics_port=port, public_url=f"http://127.0.0.1:{port}")
+            r = client.post(f"/ai/models/{model_id}/inference", headers=user["headers"],
+                            json={"inputs": {"shape": {"dtype": "int64", "shape": [2], "data": [100, 100]}}})
+            assert r.status_code == 200, r.text
+            job = r.json()
+            assert job["status"] == "settled", job
+            assert job["output_error"] is None
+            assert job["outputs"]["y"]["shape"] == [100, 100]
+            assert set(job["outputs"]["y"]["data"]) == {1.0}
+            row_digest = next(p.name for p in node_blobs.root.glob("*/*") if p.name != sha256(model).hex())
+            assert BlobStore(settings.blob_dir).has(bytes.fromhex(row_digest))  # fetched from the node, verified
+        finally:
+            for node in api.nodes:
+                node.stop()
