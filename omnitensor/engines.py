@@ -8,6 +8,7 @@ from an `omnitensor.json` file stored inside the archive. Nothing is ever unpick
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,6 +79,36 @@ def check_feeds(engine: Engine, feeds: dict[str, np.ndarray]) -> None:
                              f"{name} has shape {list(array.shape)}, expected {shape}")
 
 
+RESERVED_NAMES = ("__metadata__",)  # safetensors' header key: a tensor cannot be named so
+
+
+def check_signature(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
+    """Raises MODEL_LOAD_FAILED for names a job payload cannot carry: duplicates, empty, or reserved."""
+    for kind, specs in (("input", inputs), ("output", outputs)):
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"the model has duplicate {kind} names: {names}")
+        if any(not name or name in RESERVED_NAMES for name in names):
+            raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"the model has an {kind} name that tensors cannot "
+                             f"carry (empty or one of {list(RESERVED_NAMES)}): {names}")
+
+
+def _torch_signature(text: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    signature = json.loads(text)
+    inputs = []
+    for entry in signature["inputs"]:
+        shape = entry["shape"]
+        if not isinstance(entry["name"], str) or not isinstance(entry["dtype"], str) or not isinstance(shape, list):
+            raise TypeError(f"input {entry!r}: name and dtype are strings, shape a list")
+        if any(d is not None and (type(d) is not int or d < 0) for d in shape):
+            raise ValueError(f"input {entry['name']}: dimensions are non-negative integers or null, got {shape}")
+        inputs.append(TensorSpec(entry["name"], entry["dtype"], tuple(shape)))
+    names = signature["outputs"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TypeError("outputs is a list of names")
+    return tuple(inputs), tuple(TensorSpec(name, "", ()) for name in names)
+
+
 def runtime_failure(exc: BaseException) -> JobFailure:
     """A runtime's exception while running a model, as a job failure: out of memory or a model error."""
     text = str(exc)
@@ -110,7 +141,12 @@ class OnnxEngine:
         # Pre-packing copies every MatMul weight into a second layout: twice the model's memory for a few percent.
         options.add_session_config_entry("session.disable_prepacking", "1")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            # ONNX Runtime resolves external data relative to the model's folder: loaded through a link in an empty
+            # folder, a model cannot name other files of the blob store as its weights.
+            with tempfile.TemporaryDirectory(prefix="omnitensor-model-") as private:
+                link = Path(private) / "model.onnx"
+                link.symlink_to(Path(path).resolve())
+                self.session = ort.InferenceSession(str(link), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
             message = str(exc)
             if "external data" in message.lower():
@@ -125,6 +161,7 @@ class OnnxEngine:
                             for i in self.session.get_inputs())
         self.outputs = tuple(TensorSpec(o.name, _ONNX_DTYPES.get(o.type, o.type), _onnx_shape(o.shape))
                              for o in self.session.get_outputs())
+        check_signature(self.inputs, self.outputs)
         self._output_names = [o.name for o in self.outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,12 +191,11 @@ class TorchScriptEngine:
         except Exception as exc:  # torch raises RuntimeError and others for non-TorchScript bytes
             raise JobFailure(FailureCode.MODEL_LOAD_FAILED, f"not a TorchScript archive: {str(exc)[:300]}") from exc
         try:
-            signature = json.loads(extra[TORCH_SIGNATURE_FILE])
-            self.inputs = tuple(TensorSpec.from_json(i) for i in signature["inputs"])
-            self.outputs = tuple(TensorSpec(str(name), "", ()) for name in signature["outputs"])
-        except (ValueError, KeyError, TypeError) as exc:
+            self.inputs, self.outputs = _torch_signature(extra[TORCH_SIGNATURE_FILE])
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise JobFailure(FailureCode.MODEL_LOAD_FAILED,
                              f"the archive lacks a valid {TORCH_SIGNATURE_FILE} signature: {exc}") from exc
+        check_signature(self.inputs, self.outputs)
         self.module.eval()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -175,7 +211,14 @@ class TorchScriptEngine:
                                  f"signature names {len(self.outputs)}")
             if not all(isinstance(v, torch.Tensor) for v in values):
                 raise JobFailure(FailureCode.MODEL_ERROR, "the model returned something other than tensors")
-            return {spec.name: v.detach().cpu().numpy() for spec, v in zip(self.outputs, values, strict=True)}
+            outputs = {}
+            for spec, value in zip(self.outputs, values, strict=True):
+                try:
+                    outputs[spec.name] = value.detach().cpu().numpy()
+                except TypeError as exc:  # bfloat16, the float8 kinds: no numpy dtype holds them
+                    raise JobFailure(FailureCode.UNSUPPORTED_DTYPE, f"output {spec.name} is {value.dtype}, which "
+                                     "job payloads cannot carry") from exc
+            return outputs
         except JobFailure:
             raise
         except Exception as exc:  # TorchScript raises torch.jit.Error / RuntimeError; numpy conversion TypeError
@@ -202,14 +245,45 @@ def _batch_key(feeds: dict[str, np.ndarray]) -> tuple[Any, ...] | None:
     return tuple((name, array.dtype.str, array.shape[1:]) for name, array in sorted(feeds.items()))
 
 
-def run_batch(engine: Engine, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray] | JobFailure]:
-    """Runs several jobs' inputs, stacking jobs along the first axis when the model allows it and their inputs
-    agree in dtype and every other dimension; each job gets the outputs of running it alone, or the JobFailure
-    that running it alone raised. Feeds must have passed `check_feeds`."""
+def rows_independent(engine: Engine) -> bool:
+    """Whether jobs may be stacked on this model: its first dimensions are dynamic, and two different rows run
+    together get exactly the outputs each gets alone. A model that mixes rows (a cumulative sum, a reduction or a
+    reversal over the batch axis) would hand one requester's data to another; such a model runs jobs one by one.
+    Checked once per load with two constant rows; an error, or any bit of difference, means no."""
+    if not dynamic_batch(engine):
+        return False
+    try:
+        # Two rows that differ and are both non-zero, so sums, products, minima and maxima over the batch all show.
+        rows = [{spec.name: np.full((1, *(1 if d is None else d for d in spec.shape[1:])),
+                                    value if spec.dtype != "bool" else bool(value - 1), np.dtype(spec.dtype))
+                 for spec in engine.inputs} for value in (1, 2)]
+        alone = [engine.run(feeds) for feeds in rows]
+        both = engine.run({name: np.concatenate([rows[0][name], rows[1][name]]) for name in rows[0]})
+    except (JobFailure, TypeError, ValueError, MemoryError):
+        return False
+    return all(
+        both[name].ndim > 0 and both[name].shape[0] == 2 and _identical(both[name][i:i + 1], value)
+        for i, outputs in enumerate(alone) for name, value in outputs.items()
+    )
+
+
+def _identical(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+
+
+def run_batch(engine: Engine, batch: list[dict[str, np.ndarray]], *, stack: bool | None = None
+              ) -> list[dict[str, np.ndarray] | JobFailure]:
+    """Runs several jobs' inputs, stacking jobs along the first axis when `stack` (default: `dynamic_batch`;
+    callers that loaded the model pass `rows_independent`) and their inputs agree in dtype and every other
+    dimension; each job gets the outputs of running it alone, or the JobFailure that running it alone raised.
+    Feeds must have passed `check_feeds`."""
+    stack = dynamic_batch(engine) if stack is None else stack
     results: list[dict[str, np.ndarray] | JobFailure | None] = [None] * len(batch)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, feeds in enumerate(batch):
-        key = _batch_key(feeds) if dynamic_batch(engine) else None
+        key = _batch_key(feeds) if stack else None
         if key is None:
             results[i] = _run_one(engine, feeds)
         else:

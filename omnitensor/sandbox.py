@@ -191,6 +191,10 @@ class Worker:
                 self.kill()
                 raise WorkerLost(FailureCode.TIMEOUT, f"no result within {timeout:g} s")
         if frame is None:
+            try:  # the pipe closes a moment before the process ends: its own exit status says what happened
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
             self.kill()
             code = self.proc.returncode
             if code == -signal.SIGKILL:  # not ours: the kernel's out-of-memory killer, or the address-space limit
@@ -263,7 +267,10 @@ class EnginePool:
                 else:  # find the job that did it: each alone, on a fresh worker
                     results = [self._run_alone(slot, path, model_format, p) for p in payloads]
             except JobFailure as exc:
-                results = [JobResult(failure=exc.failure, message=exc.detail) for _ in payloads]
+                if exc.failure == FailureCode.RESOURCE_LIMIT and len(payloads) > 1:  # whichever input it was, alone
+                    results = [self._run_alone(slot, path, model_format, p) for p in payloads]
+                else:
+                    results = [JobResult(failure=exc.failure, message=exc.detail) for _ in payloads]
             self.last_progress = time.monotonic()
             return results
         finally:
@@ -315,6 +322,12 @@ class EnginePool:
         except WorkerLost as lost:
             slot.worker = None
             self._on_restart(lost.failure.name.lower())
+            raise
+        except JobFailure as exc:  # out of memory in the worker: what it holds now is not worth keeping
+            if exc.failure == FailureCode.RESOURCE_LIMIT:
+                worker.kill()
+                slot.worker = None
+                self._on_restart("memory_recycled")
             raise
         # Memory a batch made the runtime take stays with it (arenas, fragmentation): a worker that grew well
         # past its loaded size is replaced, so one large input does not keep its memory for good.
@@ -443,16 +456,17 @@ def _serve(source: BinaryIO, out: BinaryIO, model_format: int, device: str, memo
     if not gpu:  # CUDA maps far more address space than it uses: there the parent's resident check is the limit
         _limit_address_space(memory_bytes)
     write_frame(out, {"ready": True, "device": "cuda" if gpu else "cpu"})
-    engine = None
+    engine, stack = None, False
     while (frame := read_frame(source)) is not None:
         header, blobs = frame
         try:
             if header["op"] == "load":
                 engine = engines.load_engine(model_format, Path(header["path"]), device)
+                stack = engines.rows_independent(engine)
                 write_frame(out, {"device": engine.device, "inputs": [s.to_json() for s in engine.inputs],
-                                  "outputs": [s.to_json() for s in engine.outputs]})
+                                  "outputs": [s.to_json() for s in engine.outputs], "batchable": stack})
             elif header["op"] == "run" and engine is not None:
-                results, outputs = _run_jobs(engine, blobs, header["max_output_bytes"])
+                results, outputs = _run_jobs(engine, blobs, header["max_output_bytes"], stack)
                 write_frame(out, {"results": results}, outputs)
             else:
                 raise JobFailure(FailureCode.INTERNAL_ERROR, f"unexpected request {header.get('op')!r}")
@@ -467,7 +481,7 @@ def _rows(feeds: dict[str, Any]) -> int:
     return max(1, first.shape[0]) if first is not None and first.ndim else 1
 
 
-def _run_jobs(engine: engines.Engine, payloads: list[bytes], max_output_bytes: int
+def _run_jobs(engine: engines.Engine, payloads: list[bytes], max_output_bytes: int, stack: bool
               ) -> tuple[list[dict[str, Any]], list[bytes]]:
     """Decodes, checks, runs (batched where shapes allow) and encodes jobs; one result dict per payload."""
     results: list[dict[str, Any]] = [{"failure": 0, "message": "", "engine_s": 0.0, "batch": 1} for _ in payloads]
@@ -483,8 +497,11 @@ def _run_jobs(engine: engines.Engine, payloads: list[bytes], max_output_bytes: i
             results[i].update(failure=int(FailureCode.BAD_INPUT), message=str(exc))
         except JobFailure as exc:
             results[i].update(failure=int(exc.failure), message=exc.detail)
+        except MemoryError:  # a header that decodes to more than the worker may hold
+            results[i].update(failure=int(FailureCode.RESOURCE_LIMIT), message="the input needs more memory to "
+                              "decode than this node allows")
     started = time.perf_counter()
-    ran = engines.run_batch(engine, [feeds for _, feeds in runnable])
+    ran = engines.run_batch(engine, [feeds for _, feeds in runnable], stack=stack)
     engine_s = time.perf_counter() - started
     rows = [_rows(feeds) for _, feeds in runnable]
     outputs = [b""] * len(payloads)

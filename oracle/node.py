@@ -279,9 +279,10 @@ class OracleNode:
         logs = [entry for entry in logs if block < int(entry["blockNumber"], 16) <= to]
         if any(entry["blockNumber"] == hex(to) and entry["blockHash"] != to_hash for entry in logs):
             return 0  # the chain moved under us between the reads; read again
-        for event in self.events.decode_all(logs):
-            self._handle(event)
-        self.state.set_cursor(to, to_hash)
+        with self.state.exclusive():  # the worker sees all of a range's jobs at once, so they share batches
+            for event in self.events.decode_all(logs):
+                self._handle(event)
+            self.state.set_cursor(to, to_hash)
         self.status.last_block = to
         self.metrics.last_block.set(to)
         return max(1, len(logs)) if logs else 0

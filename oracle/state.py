@@ -75,7 +75,11 @@ class NodeState:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "poisoned" not in columns:  # a state file written before the column existed
             self._db.execute("ALTER TABLE jobs ADD COLUMN poisoned INTEGER")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    def exclusive(self) -> threading.RLock:
+        """Held around several writes that readers must see all at once (one poll's events)."""
+        return self._lock
 
     def close(self) -> None:
         with self._lock:  # waits for a statement another thread is running

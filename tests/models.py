@@ -96,3 +96,36 @@ def expander() -> bytes:
                   [helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", "cols"])],
                   [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+
+
+def batch_cumsum() -> bytes:
+    """`x` float32 [batch, 2] → `y` float32 [batch, 2], the cumulative sum over the batch axis: every output row
+    has the batch's shape, but depends on the rows before it — stacking jobs would leak one's input to another."""
+    return _model([helper.make_node("CumSum", ["x", "axis"], ["y"])],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+                  [helper.make_tensor("axis", TensorProto.INT64, [], [0])])
+
+
+def named_output(name: str) -> bytes:
+    """`x` float32 [batch, 2] → an output called `name` (Identity)."""
+    return _model([helper.make_node("Identity", ["x"], [name])],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+                  [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 2])])
+
+
+def external_weights(location: str) -> bytes:
+    """`x` float32 [4] → `y` = x + w, where `w` is 16 bytes of external data at `location` (relative to the
+    model's folder): a model that would read whatever file lies next to it."""
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+    weights.ClearField("float_data")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [weights])
+    model = helper.make_model(graph, opset_imports=OPSET)
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnitensor import tensors
-from omnitensor.engines import FORMAT_ONNX
-from omnitensor.failures import FailureCode
-from omnitensor.sandbox import EnginePool, Limits
+from omnitensor.engines import FORMAT_ONNX, FORMAT_TORCHSCRIPT
+from omnitensor.failures import FailureCode, JobFailure
+from omnitensor.sandbox import EnginePool, Limits, validate_model
 from tests import models
 
 
@@ -31,7 +31,8 @@ def _file(tmp: Path, name: str, data: bytes) -> Path:
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("models")
     return {name: _file(tmp, name, getattr(models, name)())
-            for name in ("sequence_encoder", "scalar_double", "batch_total", "loop_counter", "expander")}
+            for name in ("sequence_encoder", "scalar_double", "batch_total", "loop_counter", "expander",
+                         "batch_cumsum")}
 
 
 @pytest.fixture
@@ -134,6 +135,7 @@ _rows = st.integers(0, 3)
 _seq = st.integers(1, 5)
 _job = st.one_of(
     st.tuples(st.just("sequence_encoder"), _rows, _seq),
+    st.tuples(st.just("batch_cumsum"), st.integers(1, 3), st.just(2)),
     st.tuples(st.just("scalar_double"), st.just(0), st.just(0)),
     st.tuples(st.just("batch_total"), st.integers(1, 3), st.just(4)),
 )
@@ -150,7 +152,7 @@ def test_batching_gives_exactly_the_outputs_of_each_job_alone(pool: EnginePool, 
             feeds.append((name, {"ids": rng.integers(-1000, 1000, (rows, width))}))
         elif name == "scalar_double":
             feeds.append((name, {"x": np.array(rng.normal(), np.float32)}))
-        else:
+        else:  # batch_total and batch_cumsum
             feeds.append((name, {"x": rng.normal(size=(rows, width)).astype(np.float32)}))
     for name in {name for name, _ in feeds}:  # each model's jobs in their arrival order, as one batch
         mine = [f for n, f in feeds if n == name]
@@ -165,3 +167,69 @@ def test_batching_gives_exactly_the_outputs_of_each_job_alone(pool: EnginePool, 
                 assert got[key].dtype == want[key].dtype
                 assert got[key].shape == want[key].shape
                 np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_model_that_mixes_rows_never_sees_another_jobs_input(pool: EnginePool, files: dict[str, Path]) -> None:
+    mine, theirs = np.array([[1, 1]], np.float32), np.array([[100, 100]], np.float32)
+    results = _run(pool, files["batch_cumsum"], [{"x": theirs}, {"x": mine}])
+    np.testing.assert_array_equal(tensors.decode(results[1].output)["y"], mine)
+
+
+@pytest.mark.parametrize("name", ["__metadata__", ""])
+def test_output_names_a_payload_cannot_carry_are_refused_at_load(tmp_path: Path, name: str) -> None:
+    path = _file(tmp_path, "m.onnx", models.named_output(name) if name else models.named_output("y"))
+    if not name:  # an empty name cannot be built through onnx.helper's checks: write it into the graph directly
+        import onnx
+
+        proto = onnx.load(path)
+        proto.graph.node[0].output[0] = proto.graph.output[0].name = ""
+        onnx.save(proto, path)
+    with pytest.raises(JobFailure) as info:
+        validate_model(path, FORMAT_ONNX, Limits())
+    assert info.value.failure == FailureCode.MODEL_LOAD_FAILED
+
+
+@pytest.mark.parametrize("location", ["sibling", "../sibling", "/etc/hostname"])
+def test_external_data_cannot_read_files_beside_the_model(tmp_path: Path, location: str) -> None:
+    np.arange(4, dtype=np.float32).tofile(tmp_path / "sibling")
+    store = tmp_path / "store"
+    store.mkdir()
+    np.arange(4, dtype=np.float32).tofile(store / "sibling")
+    with pytest.raises(JobFailure, match="external data") as info:
+        validate_model(_file(store, "m.onnx", models.external_weights(location)), FORMAT_ONNX, Limits())
+    assert info.value.failure == FailureCode.MODEL_LOAD_FAILED
+
+
+def _torchscript(tmp_path: Path, module: object, signature: str) -> Path:
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(module), str(path), _extra_files={"omnitensor.json": signature})
+    return path
+
+
+@pytest.mark.parametrize("shape", ["[1e400]", "[1.5, 2]", "[-1, 2]", "[true, 2]", '["2"]'])
+def test_a_torchscript_signature_with_odd_dimensions_fails_to_load_with_its_code(tmp_path: Path, shape: str) -> None:
+    import torch
+
+    signature = f'{{"inputs": [{{"name": "x", "dtype": "float32", "shape": {shape}}}], "outputs": ["y"]}}'
+    with pytest.raises(JobFailure) as info:
+        validate_model(_torchscript(tmp_path, torch.nn.Identity(), signature), FORMAT_TORCHSCRIPT, Limits())
+    assert info.value.failure == FailureCode.MODEL_LOAD_FAILED
+
+
+def test_a_bfloat16_torchscript_output_fails_with_unsupported_dtype(tmp_path: Path) -> None:
+    import torch
+
+    class ToBF16(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.to(torch.bfloat16)
+
+    signature = '{"inputs": [{"name": "x", "dtype": "float32", "shape": [null, 2]}], "outputs": ["y"]}'
+    path = _torchscript(tmp_path, ToBF16(), signature)
+    pool = EnginePool(Limits())
+    try:
+        (result,) = pool.run("bf16", path, FORMAT_TORCHSCRIPT, [tensors.encode({"x": np.ones((1, 2), np.float32)})])
+    finally:
+        pool.close()
+    assert result.failure == FailureCode.UNSUPPORTED_DTYPE
