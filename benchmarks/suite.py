@@ -25,7 +25,7 @@ import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
-from benchmarks import api_bench
+from benchmarks import api_bench, isolation_bench
 from benchmarks.node_bench import Bench, engine_overhead, latency, node_settings, percentile, wait_settled
 from omnitensor.anvil import Anvil, free_port, node_binary
 from omnitensor.engines import cuda_available
@@ -280,6 +280,18 @@ def bottleneck(row: dict[str, Any]) -> str:
             f"machine has): {verdict}.")
 
 
+def isolation_headline(iso: dict[str, Any]) -> list[str]:
+    eng, mem = iso["engine"], iso["memory"]
+    return [
+        f"| engine through a sandbox worker, batch 1, {iso['encoder']['parameters'] / 1e6:.0f}M-parameter encoder | "
+        f"{eng['overhead'] * 100:+.1f} % ({eng['overhead_ms']:+.2f} ms of {eng['in_process']['median_ms']:.2f} ms) | "
+        "in-process `load_engine` | ≤ 10 % |",
+        f"| peak memory loading a {mem['file_bytes'] / 1e6:.0f} MB ONNX model (node + worker) | "
+        f"{mem['isolated']['peak_ratio']:.2f}× the file | old in-process `InferenceSession(bytes)` "
+        f"{mem['old']['peak_ratio']:.2f}× | ≤ 1.5× |",
+    ]
+
+
 def markdown(r: dict[str, Any], files: list[str]) -> str:
     env, node, blocks, http = r["environment"], r["node"], r["block_time_1s"], r["http"]
     top = max(r["throughput"], key=lambda row: row["requesters"])
@@ -313,7 +325,8 @@ def markdown(r: dict[str, Any], files: list[str]) -> str:
         f"| inference over HTTP − node latency | median {inf['overhead']['median']:.1f} ms, p99 "
         f"{inf['overhead']['p99']:.1f} ms | node's own latency {inf['node']['median']:.1f} ms | ≤ 30 ms |",
         f"| peak memory under load | node {r['memory_mib']['node']:.0f} MiB, API "
-        f"{r['memory_mib']['api']:.0f} MiB | — | — |", "",
+        f"{r['memory_mib']['api']:.0f} MiB | — | — |",
+        *isolation_headline(r["isolation"]), "",
         "## Gas", "", "| operation | gas | peers (their published figures) |", "|---|---|---|",
         *[f"| {g['operation']} | {g['gas']:,} | {g['peers']} |" for g in r["gas"]], "",
         "From `contracts/gas-snapshot.json`, which `tests/contracts/test_gas.py` re-measures on every test run.", "",
@@ -344,6 +357,12 @@ def markdown(r: dict[str, Any], files: list[str]) -> str:
         f"Inference with waiting: end-to-end median {inf['e2e']['median']:.1f} ms = node's own latency "
         f"{inf['node']['median']:.1f} ms + API {inf['overhead']['median']:.1f} ms (before the job is open on-chain "
         f"{inf['before_open']['median']:.1f} ms, after its settlement {inf['after_settle']['median']:.1f} ms).", "",
+        "## Isolation", "", *isolation_bench.table(r["isolation"]), "",
+        "Models load and run in sandboxed worker processes (`omnitensor.sandbox`). Engine: the same job through "
+        "`EnginePool.run` against `load_engine` + decode → run → encode in-process, alternating blocks of 10 calls; "
+        "the one-Add model's difference is what a call through a worker costs whatever the model. "
+        "Node overhead: the latency figures above (the node runs its models in workers). Memory: resident growth of "
+        "the parent and its worker together, sampled every 5 ms, each way in a process of its own.", "",
     ]
     return "\n".join(lines)
 
@@ -377,6 +396,9 @@ def main() -> None:
     print("HTTP API", flush=True)
     report["http"] = api_bench.run(500 // n, 150 // n)
     report["memory_mib"] = {"node": node_rss, "api": report["http"]["api_peak_rss_mib"]}
+    print("isolation: engine workers' time and memory", flush=True)
+    report["isolation"] = isolation_bench.run(  # the node overhead is the latency measured above
+        calls=300 // n, node=isolation_bench.node_summary(report["node"]["latency_samples_ms"]))
     report["seconds"] = time.perf_counter() - started
     files = plots(report, args.out)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
