@@ -27,7 +27,7 @@ from omnitensor.anvil import Anvil, dev_keys
 from omnitensor.blobs import BlobStore, blob_uri
 from omnitensor.chain import Chain, EventDecoder, Signer
 from omnitensor.deploy import DeployParams, deploy
-from omnitensor.engines import FORMAT_ONNX, load_engine, run_batch
+from omnitensor.engines import FORMAT_ONNX, load_engine, rows_independent, run_batch
 from omnitensor.keys import account_from_key
 from oracle import demo
 from oracle.background import BackgroundNode
@@ -106,7 +106,11 @@ def wait_settled(node: Any, job_ids: list[int], timeout: float) -> dict[int, tup
 
 def engine_overhead(bench: Bench, batch: int, repeats: int = 200) -> dict[str, float]:
     session = ort.InferenceSession(bench.model, providers=["CPUExecutionProvider"])
-    engine = load_engine(FORMAT_ONNX, bench.model, "cpu")
+    with tempfile.TemporaryDirectory() as folder:  # engines load from the model's file, as from the blob store
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(bench.model)
+        engine = load_engine(FORMAT_ONNX, path, "cpu")
+    stack = rows_independent(engine)
     x = bench.data.x_test[:batch]
     per_job = [{"input": x[i:i + 1]} for i in range(batch)]
 
@@ -114,7 +118,7 @@ def engine_overhead(bench: Bench, batch: int, repeats: int = 200) -> dict[str, f
         session.run(None, {"input": x})
 
     def node_path() -> None:
-        run_batch(engine, per_job)  # the node's path: stack the jobs, one run, split the outputs
+        run_batch(engine, per_job, stack=stack)  # the node's path: stack the jobs, one run, split the outputs
 
     timings: dict[str, list[float]] = {"direct": [], "node": []}
     for _ in range(20):
