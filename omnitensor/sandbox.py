@@ -338,16 +338,6 @@ class EnginePool:
             self._on_restart("memory_recycled")
         return results
 
-    def describe(self, key: Any, path: Path, model_format: int) -> ModelInfo:
-        """Loads the model (if not loaded) and returns its signature; raises JobFailure when it cannot load."""
-        slot = self._acquire(key)
-        try:
-            info = self._ensure(slot, path, model_format).info
-            assert info is not None
-            return info
-        finally:
-            self._release(slot)
-
     def _acquire(self, key: Any) -> _Slot:
         with self._cond:
             while True:
